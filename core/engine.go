@@ -1,0 +1,394 @@
+package core
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/moby/moby/api/types/container"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/slipwayhq/slipway/core/errdefs"
+	"github.com/slipwayhq/slipway/core/spec"
+)
+
+// Options configure an Engine. The zero value of every field but Pipeline works.
+type Options struct {
+	// Root is the state root; DefaultRoot() when empty.
+	Root string
+	// Logger receives the engine's logs; a null logger when nil.
+	Logger hclog.Logger
+	// Pipeline chooses the stage implementations. Required.
+	Pipeline *Pipeline
+	// Images builds the image store. Without it the engine has no images and the image
+	// stage must find them elsewhere.
+	Images func(ctx context.Context, env Env) (ImageService, error)
+	// UndoTimeout bounds each undo; 60 seconds when zero.
+	UndoTimeout time.Duration
+	// NoSync turns off fsync of the state database: faster, and a power loss may lose the
+	// last containers created. A killed process loses nothing either way.
+	NoSync bool
+	// Hook, when set, is called at every stage boundary: phase is "before", "after" or
+	// "undo". It exists for tests that need to stop the engine at an exact point.
+	Hook func(ctx context.Context, op string, stage spec.Stage, phase string)
+	// Observer, when set, is told how every stage call went (metrics).
+	Observer Observer
+}
+
+// Observer receives the outcome of every stage call and every run.
+type Observer interface {
+	StageDone(stage spec.Stage, impl string, d time.Duration, err error)
+	RunDone(op string, d time.Duration, err error, undone bool)
+}
+
+// DefaultRoot is /var/lib/slipway for root and $XDG_DATA_HOME/slipway (or
+// ~/.local/share/slipway) for anyone else.
+func DefaultRoot() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/slipway"
+	}
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "slipway")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".local", "share", "slipway")
+}
+
+// Engine creates, inspects, lists and removes containers through a pipeline of stages. It is
+// safe for concurrent use. Only one Engine (one process) may open a state root at a time.
+type Engine struct {
+	root   string
+	log    hclog.Logger
+	opts   Options
+	db     *bolt.DB
+	st     *store
+	env    Env
+	images ImageService
+
+	snap atomic.Pointer[snapshot]
+
+	instMu sync.Mutex
+	insts  map[string]any // "stage/name" -> built implementation, kept for the life of the engine
+
+	rmMu   sync.Mutex
+	active map[string]struct{} // IDs of the runs in flight in this process
+
+	runs   sync.WaitGroup
+	closed atomic.Bool
+}
+
+// Open opens (creating it if needed) the state root, builds the pipeline and finishes the
+// undo of every run that a previous process left half-done.
+func Open(ctx context.Context, opts Options) (*Engine, error) {
+	if opts.Root == "" {
+		opts.Root = DefaultRoot()
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	if opts.UndoTimeout == 0 {
+		opts.UndoTimeout = 60 * time.Second
+	}
+	if err := opts.Pipeline.Validate(); err != nil {
+		return nil, err
+	}
+	root, err := filepath.Abs(opts.Root)
+	if err != nil {
+		return nil, errdefs.InvalidArgument(fmt.Errorf("state root %q: %w", opts.Root, err))
+	}
+	if err := os.MkdirAll(root, 0o711); err != nil {
+		return nil, errdefs.Internal(fmt.Errorf("create state root: %w", err))
+	}
+	db, err := bolt.Open(filepath.Join(root, "slipway.db"), 0o600, &bolt.Options{Timeout: 2 * time.Second, NoSync: opts.NoSync, NoFreelistSync: true})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, errdefs.Unavailable(fmt.Errorf("state root %s is in use by another slipway process", root))
+		}
+		return nil, errdefs.Internal(fmt.Errorf("open state database: %w", err))
+	}
+	e := &Engine{
+		root:   root,
+		log:    opts.Logger,
+		opts:   opts,
+		db:     db,
+		insts:  map[string]any{},
+		active: map[string]struct{}{},
+	}
+	if e.st, err = openStore(db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	e.env = Env{Root: root, DB: db, Logger: opts.Logger, Host: hostView{e}}
+	if opts.Images != nil {
+		if e.images, err = opts.Images(ctx, e.env); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("image store: %w", err)
+		}
+	}
+	e.env.Images = e.images
+	snap, err := e.build(ctx, *opts.Pipeline)
+	if err != nil {
+		e.closeInstances()
+		db.Close()
+		return nil, err
+	}
+	e.snap.Store(snap)
+	if rep, err := e.Recover(ctx); err != nil {
+		e.log.Error("recovery left runs behind", "error", err, "recovered", len(rep.Recovered))
+	} else if len(rep.Recovered) > 0 {
+		e.log.Info("recovered half-done runs", "runs", len(rep.Recovered))
+	}
+	return e, nil
+}
+
+// Root returns the state root.
+func (e *Engine) Root() string { return e.root }
+
+// Images returns the image store, or nil when the engine has none.
+func (e *Engine) Images() ImageService { return e.images }
+
+// Env returns the environment implementations are built with.
+func (e *Engine) Env() Env { return e.env }
+
+// build makes a snapshot from p, building each implementation once per name.
+func (e *Engine) build(ctx context.Context, p Pipeline) (*snapshot, error) {
+	s := &snapshot{pipeline: p, names: map[spec.Stage]string{}, before: map[spec.Stage][]checkAt{}, after: map[spec.Stage][]checkAt{}}
+	for _, st := range spec.Stages {
+		impl := p.Stages[st]
+		v, err := e.instance(ctx, impl)
+		if err != nil {
+			return nil, err
+		}
+		s.names[st] = impl.Name
+		switch st {
+		case spec.StageVerify:
+			s.verify = v.(Verifier)
+		case spec.StageImage:
+			s.image = v.(ImageResolver)
+		case spec.StageMerge:
+			s.merge = v.(Merger)
+		case spec.StageSecurity:
+			s.security = v.(Securer)
+		case spec.StageLayer:
+			s.layer = v.(Layerer)
+		case spec.StageMkdir:
+			s.mkdir = v.(DirMaker)
+		case spec.StageNetwork:
+			s.network = v.(Networker)
+		case spec.StageRegister:
+			s.register = v.(Registrar)
+		}
+	}
+	for _, c := range p.Checks {
+		ch, err := c.New(ctx, e.env)
+		if err != nil {
+			return nil, fmt.Errorf("check %s: %w", c.Name, err)
+		}
+		if c.Before != "" {
+			s.before[c.Before] = append(s.before[c.Before], checkAt{c.Name, ch})
+		} else {
+			s.after[c.After] = append(s.after[c.After], checkAt{c.Name, ch})
+		}
+	}
+	return s, nil
+}
+
+// instance returns the built implementation impl, building it on first use.
+func (e *Engine) instance(ctx context.Context, impl Impl) (any, error) {
+	key := string(impl.Stage) + "/" + impl.Name
+	e.instMu.Lock()
+	defer e.instMu.Unlock()
+	if v, ok := e.insts[key]; ok {
+		return v, nil
+	}
+	v, err := impl.New(ctx, e.env)
+	if err != nil {
+		return nil, fmt.Errorf("build %s implementation %q: %w", impl.Stage, impl.Name, err)
+	}
+	if !implementsStage(impl.Stage, v) {
+		return nil, errdefs.InvalidArgument(fmt.Errorf("implementation %q (%T) does not implement the %s stage", impl.Name, v, impl.Stage))
+	}
+	e.insts[key] = v
+	return v, nil
+}
+
+// undoerFor finds the implementation named name of stage st: in the current snapshot, among
+// those built before, or among the pipeline's known ones.
+func (e *Engine) undoerFor(ctx context.Context, st spec.Stage, name string) (Undoer, error) {
+	snap := e.snap.Load()
+	if snap.names[st] == name {
+		return snap.undoer(st), nil
+	}
+	e.instMu.Lock()
+	v, ok := e.insts[string(st)+"/"+name]
+	e.instMu.Unlock()
+	if !ok {
+		var impl *Impl
+		for _, k := range snap.pipeline.Known {
+			if k.Stage == st && k.Name == name {
+				impl = &k
+				break
+			}
+		}
+		if impl == nil {
+			return nil, errdefs.FailedPrecondition(fmt.Errorf("implementation %q of stage %s is not available to undo with", name, st))
+		}
+		var err error
+		if v, err = e.instance(ctx, *impl); err != nil {
+			return nil, err
+		}
+	}
+	u, ok := v.(Undoer)
+	if !ok {
+		return nil, errdefs.Internal(fmt.Errorf("implementation %q of stage %s cannot undo", name, st))
+	}
+	return u, nil
+}
+
+// NewID returns a new 64-hex container ID whose first 12 characters are not all digits (a
+// numeric hostname is trouble).
+func NewID() string {
+	var b [32]byte
+	for {
+		if _, err := rand.Read(b[:]); err != nil {
+			panic(err)
+		}
+		id := hex.EncodeToString(b[:])
+		if strings.Trim(id[:12], "0123456789") != "" {
+			return id
+		}
+	}
+}
+
+// Close waits for the runs in flight, closes the implementations and the state database.
+func (e *Engine) Close() error {
+	if e.closed.Swap(true) {
+		return nil
+	}
+	e.runs.Wait()
+	err := e.closeInstances()
+	if cerr := e.db.Close(); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	return err
+}
+
+func (e *Engine) closeInstances() error {
+	e.instMu.Lock()
+	defer e.instMu.Unlock()
+	var errs []error
+	for k, v := range e.insts {
+		if c, ok := v.(Closer); ok {
+			if err := c.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("close %s: %w", k, err))
+			}
+		}
+	}
+	if c, ok := e.images.(Closer); ok {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func (e *Engine) enter() error {
+	e.runs.Add(1)
+	if e.closed.Load() {
+		e.runs.Done()
+		return errdefs.Unavailable(errors.New("engine is closed"))
+	}
+	return nil
+}
+
+// Store returns the registry the register stage commits to.
+func (e *Engine) Store() Store { return e.st }
+
+// hostView is the engine as the stages see it.
+type hostView struct{ e *Engine }
+
+func (h hostView) Container(ctx context.Context, ref string) (*spec.Record, error) {
+	return h.e.st.get(ref)
+}
+
+func (h hostView) Containers(ctx context.Context) ([]*spec.Record, error) {
+	return h.e.st.all(), nil
+}
+
+// Inspect returns the container with that ID, unique ID prefix or name, in the shape of
+// docker inspect.
+func (e *Engine) Inspect(ctx context.Context, ref string) (container.InspectResponse, error) {
+	rec, err := e.st.get(ref)
+	if err != nil {
+		return container.InspectResponse{}, err
+	}
+	return inspectOf(rec), nil
+}
+
+// Record returns the stored record of the container with that ID, unique prefix or name.
+func (e *Engine) Record(ctx context.Context, ref string) (*spec.Record, error) {
+	return e.st.get(ref)
+}
+
+// ListOptions select the containers List returns.
+type ListOptions struct {
+	// All includes containers that are not running; as Slipway never starts containers,
+	// every container is listed either way, but dead ones (a failed removal) only with All.
+	All bool
+}
+
+// List returns the containers, newest first, in the shape of docker ps.
+func (e *Engine) List(ctx context.Context, opts ListOptions) ([]container.Summary, error) {
+	recs := e.st.all()
+	out := make([]container.Summary, 0, len(recs))
+	for _, r := range recs {
+		if r.State == "dead" && !opts.All {
+			continue
+		}
+		out = append(out, summaryOf(r))
+	}
+	sortSummaries(out)
+	if opts.All {
+		runs, err := e.st.runs()
+		if err != nil {
+			return nil, errdefs.Internal(err)
+		}
+		for _, r := range runs {
+			if r.Failed == "" || r.Op != opCreate {
+				continue
+			}
+			out = append(out, container.Summary{ID: r.ID, Names: []string{"/" + r.Name}, State: "dead", Status: "Dead (undo failed: " + r.Failed + ")", Created: r.Start.Unix(), Labels: map[string]string{}})
+		}
+	}
+	return out, nil
+}
+
+// Events returns the logged events between since and until (zero values: unbounded).
+func (e *Engine) Events(ctx context.Context, since, until time.Time) ([]Event, error) {
+	evs, err := e.st.events(since, until)
+	if err != nil {
+		return nil, errdefs.Internal(fmt.Errorf("read events: %w", err))
+	}
+	return evs, nil
+}
+
+// Subscribe returns a channel of events from now on, and a function that ends the
+// subscription. A subscriber that does not keep up loses events.
+func (e *Engine) Subscribe() (<-chan Event, func()) {
+	ch := make(chan Event, 256)
+	e.st.evmu.Lock()
+	e.st.subs[ch] = struct{}{}
+	e.st.evmu.Unlock()
+	return ch, func() {
+		e.st.evmu.Lock()
+		delete(e.st.subs, ch)
+		e.st.evmu.Unlock()
+	}
+}

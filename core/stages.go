@@ -1,0 +1,155 @@
+package core
+
+import (
+	"context"
+	"io"
+
+	"github.com/hashicorp/go-hclog"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/slipwayhq/slipway/core/spec"
+)
+
+// Verifier is the verify stage. Verify validates the request as moby does (Config,
+// HostConfig, NetworkingConfig, the name) and returns a deep copy with the host defaults
+// filled in after validation, plus warnings.
+//
+// Effects: none. The request is owned by the caller and must not be changed.
+// Errors: InvalidArgument for any request moby refuses, with moby's message.
+// Concurrency: called from many goroutines at once.
+type Verifier interface {
+	Verify(ctx context.Context, req *spec.CreateRequest) (*spec.Verified, error)
+}
+
+// ImageResolver is the image stage. ResolveImage finds rec.Request.Config.Image in the local
+// image store for rec.Request.Platform (the host's when nil) and returns the resolved image
+// with the platform-mismatch warning moby gives.
+//
+// Effects: none. Errors: NotFound "No such image: REF", InvalidArgument for a reference that
+// does not parse. Concurrency: called from many goroutines at once.
+type ImageResolver interface {
+	ResolveImage(ctx context.Context, rec *spec.Record) (*spec.Image, error)
+}
+
+// Merger is the merge stage. Merge fills the container config from rec.Image with moby's
+// rules and computes Path and Args.
+//
+// Effects: none; it works on copies. Errors: InvalidArgument ("No command specified", log
+// config errors). Concurrency: called from many goroutines at once.
+type Merger interface {
+	Merge(ctx context.Context, rec *spec.Record) (*spec.Merged, error)
+}
+
+// Undoer is implemented by every stage with effects. Undo reverses the effects of the stage
+// for rec.ID. rec holds what was known when the undo started: after a crash the stage's own
+// output (and those of the stages after it) may be nil, and Undo must then derive what to
+// release from the ID alone.
+//
+// Undo must be idempotent and must succeed when the effects never happened or only partly
+// happened (CNI's DEL rules). It runs on a context detached from the caller's cancellation,
+// with its own deadline.
+type Undoer interface {
+	Undo(ctx context.Context, rec *spec.Record) error
+}
+
+// Securer is the security stage. Secure chooses the SELinux process and mount labels (and
+// reserves the MCS label), the AppArmor and seccomp profiles and no-new-privileges from
+// rec.Merged.HostConfig.SecurityOpt.
+//
+// Effects: an MCS label reservation; Undo releases it. Errors: InvalidArgument for a bad
+// option, NotFound for a missing --ipc/--pid container. Concurrency: many goroutines.
+type Securer interface {
+	Undoer
+	Secure(ctx context.Context, rec *spec.Record) (*spec.Security, error)
+}
+
+// Layerer is the layer stage. PrepareRootFS makes sure every layer of rec.Image is unpacked
+// into a committed snapshot (shared by every container of the image), then prepares the
+// container's read-write snapshot, labelled with rec.Security.MountLabel.
+//
+// Effects: the container's snapshots, keyed by rec.ID; Undo removes them and never a shared
+// image layer. Errors: NotFound for missing image content, Internal and Unavailable for
+// storage faults. Concurrency: many goroutines, also for the same image.
+type Layerer interface {
+	Undoer
+	PrepareRootFS(ctx context.Context, rec *spec.Record) (*spec.RootFS, error)
+}
+
+// DirMaker is the mkdir stage. MakeDirs creates the container's root directory (0710, owner
+// the current uid, group the remapped root gid) and its checkpoint directory (0700).
+//
+// Effects: the directories; Undo removes them with everything inside. Errors: Internal.
+type DirMaker interface {
+	Undoer
+	MakeDirs(ctx context.Context, rec *spec.Record) (*spec.Dirs, error)
+}
+
+// Networker is the network stage. ConfigureNetwork sets the default network mode, validates
+// the endpoints of rec.Request.NetworkingConfig, leases addresses and returns the network
+// settings to record.
+//
+// Effects: address leases keyed by rec.ID; Undo releases them. Errors: InvalidArgument for a
+// bad endpoint, Conflict for an address in use, Unavailable when the pool is exhausted.
+type Networker interface {
+	Undoer
+	ConfigureNetwork(ctx context.Context, rec *spec.Record) (*spec.Network, error)
+}
+
+// Registrar is the register stage, in two halves. Reserve runs before any other effect: it
+// reserves rec.Name (or a generated name when it is empty) for rec.ID and returns the name,
+// so that a conflict is found before the expensive stages run; reserving the same name
+// again for the same ID is a no-op. Register commits the complete record: from then on the
+// container exists, is listed and survives a restart.
+//
+// Effects: the name and the record; Undo deletes the record and releases the name.
+// Errors: InvalidArgument for a bad name, Conflict "The container name "/x" is already in
+// use by container "ID". ..." for a taken one.
+type Registrar interface {
+	Undoer
+	Reserve(ctx context.Context, rec *spec.Record) (name string, err error)
+	Register(ctx context.Context, rec *spec.Record) error
+}
+
+// Checker is a check step: a read-only hook placed before or after a stage that may add
+// warnings or veto the create by returning an error (class InvalidArgument or
+// FailedPrecondition for a policy refusal).
+type Checker interface {
+	Check(ctx context.Context, rec *spec.Record) (warnings []string, err error)
+}
+
+// Closer is implemented by stages that hold resources; the engine closes them when the
+// snapshot that built them is no longer used.
+type Closer interface {
+	Close() error
+}
+
+// Host is what the engine offers the stages: read access to the containers it knows.
+type Host interface {
+	// Container returns the container with that ID, unique ID prefix or name; NotFound when
+	// there is none, InvalidArgument when a prefix is ambiguous.
+	Container(ctx context.Context, ref string) (*spec.Record, error)
+	// Containers returns every registered container.
+	Containers(ctx context.Context) ([]*spec.Record, error)
+}
+
+// ImageService is the local image store as the engine and the stages see it.
+type ImageService interface {
+	// Resolve finds ref for platform (nil: the host's). NotFound "No such image: REF".
+	Resolve(ctx context.Context, ref string, platform *ocispec.Platform) (*spec.Image, error)
+	// OpenBlob opens the blob with digest dgst. NotFound when it is missing.
+	OpenBlob(ctx context.Context, dgst string) (io.ReadCloser, error)
+}
+
+// Env is what an implementation is built with.
+type Env struct {
+	// Root is the engine's state root; an implementation keeps its files below it.
+	Root string
+	// DB is the engine's state database; an implementation keeps its data in its own
+	// top-level buckets.
+	DB     *bolt.DB
+	Logger hclog.Logger
+	Host   Host
+	// Images is the image store; nil while the image store itself is being built.
+	Images ImageService
+}

@@ -1,0 +1,421 @@
+package core
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/slipwayhq/slipway/core/errdefs"
+	"github.com/slipwayhq/slipway/core/spec"
+)
+
+// The engine's buckets in the state database. Implementations keep their data in buckets of
+// their own, named after them.
+var (
+	bucketContainers = []byte("containers")
+	bucketNames      = []byte("names")
+	bucketRuns       = []byte("runs")
+	bucketEvents     = []byte("events")
+)
+
+// maxEvents bounds the persisted event log; the oldest events are dropped first.
+const maxEvents = 10000
+
+// Store is the engine's registry of containers and names, as the register stage sees it.
+// Names live in memory while a run holds them and on disk once the record is committed, so
+// a crash can never leave a reserved name behind.
+type Store interface {
+	// ReserveName reserves name (without "/") for id. Reserving a name again for the same
+	// id is a no-op; a name held by another container or run is Conflict with moby's text.
+	ReserveName(id, name string) error
+	// ReleaseNames releases every name reserved for id that is not committed.
+	ReleaseNames(id string)
+	// Commit stores the complete record and its name in one durable transaction, together
+	// with the end of the run that created it, and emits the create event.
+	Commit(ctx context.Context, rec *spec.Record) error
+	// Delete removes the record of id and its name, if there is one; it is idempotent.
+	Delete(ctx context.Context, id string) error
+}
+
+// Event is one entry of the engine's event log, in the shape docker events prints.
+type Event struct {
+	Seq    uint64            `json:"seq"`
+	Time   time.Time         `json:"time"`
+	Type   string            `json:"type"`
+	Action string            `json:"action"`
+	ID     string            `json:"id"`
+	Attrs  map[string]string `json:"attributes,omitempty"`
+}
+
+// runRecord is the journal entry of a run in flight: what recovery needs to finish its undo.
+// It is on disk before the first effect of the run.
+type runRecord struct {
+	ID    string    `json:"id"`
+	Op    string    `json:"op"` // "create" or "remove"
+	Name  string    `json:"name,omitempty"`
+	Start time.Time `json:"start"`
+	// Implementations are the implementations of the effectful stages, by stage.
+	Implementations map[spec.Stage]string `json:"implementations"`
+	// Failed is set when an undo of this run failed: the run is kept for recover.
+	Failed string `json:"failed,omitempty"`
+}
+
+const (
+	opCreate = "create"
+	opRemove = "remove"
+)
+
+// store implements Store over bbolt and keeps an in-memory index of records and names.
+type store struct {
+	db *bolt.DB
+
+	mu       sync.RWMutex
+	records  map[string]*spec.Record // committed containers by ID
+	names    map[string]string       // name -> ID, committed and reserved
+	reserved map[string][]string     // ID -> names reserved by runs in flight
+	byPrefix []string                // sorted IDs, rebuilt lazily
+	sorted   bool
+
+	evmu  sync.Mutex
+	evSeq uint64
+	subs  map[chan Event]struct{}
+}
+
+func openStore(db *bolt.DB) (*store, error) {
+	s := &store{
+		db:       db,
+		records:  map[string]*spec.Record{},
+		names:    map[string]string{},
+		reserved: map[string][]string{},
+		subs:     map[chan Event]struct{}{},
+	}
+	err := db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketContainers, bucketNames, bucketRuns, bucketEvents} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(bucketContainers).ForEach(func(k, v []byte) error {
+			var r spec.Record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("container record %s: %w", k, err)
+			}
+			s.records[r.ID] = &r
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketNames).ForEach(func(k, v []byte) error {
+			s.names[string(k)] = string(v)
+			return nil
+		}); err != nil {
+			return err
+		}
+		if k, _ := tx.Bucket(bucketEvents).Cursor().Last(); k != nil {
+			s.evSeq = binary.BigEndian.Uint64(k)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, errdefs.Internal(fmt.Errorf("load state: %w", err))
+	}
+	return s, nil
+}
+
+func nameConflict(name, id string) error {
+	return errdefs.Conflict(fmt.Errorf("Conflict. The container name \"/%s\" is already in use by container %q. You have to remove (or rename) that container to be able to reuse that name.", name, id))
+}
+
+func (s *store) ReserveName(id, name string) error {
+	name = strings.TrimPrefix(name, "/")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if owner, ok := s.names[name]; ok {
+		if owner == id {
+			return nil
+		}
+		return nameConflict(name, owner)
+	}
+	s.names[name] = id
+	s.reserved[id] = append(s.reserved[id], name)
+	return nil
+}
+
+func (s *store) ReleaseNames(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range s.reserved[id] {
+		if s.names[n] == id {
+			if _, committed := s.records[id]; !committed {
+				delete(s.names, n)
+			}
+		}
+	}
+	delete(s.reserved, id)
+}
+
+func (s *store) Commit(ctx context.Context, rec *spec.Record) error {
+	if rec.ID == "" || rec.Name == "" {
+		return errdefs.Internal(errors.New("commit of a record without ID or name"))
+	}
+	s.mu.RLock()
+	owner := s.names[rec.Name]
+	s.mu.RUnlock()
+	if owner != rec.ID {
+		return errdefs.Internal(fmt.Errorf("commit of %s: name %q is not reserved for it", rec.ID, rec.Name))
+	}
+	rec = rec.Clone()
+	rec.State = "created"
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return errdefs.Internal(fmt.Errorf("encode record %s: %w", rec.ID, err))
+	}
+	ev := Event{Time: time.Now().UTC(), Type: "container", Action: "create", ID: rec.ID, Attrs: eventAttrs(rec)}
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketContainers).Put([]byte(rec.ID), data); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketNames).Put([]byte(rec.Name), []byte(rec.ID)); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketRuns).Delete([]byte(rec.ID)); err != nil {
+			return err
+		}
+		return s.putEvent(tx, &ev)
+	})
+	if err != nil {
+		return errdefs.Internal(fmt.Errorf("commit container %s: %w", rec.ID, err))
+	}
+	s.mu.Lock()
+	s.records[rec.ID] = rec
+	s.sorted = false
+	delete(s.reserved, rec.ID)
+	s.mu.Unlock()
+	s.publish(ev)
+	return nil
+}
+
+func (s *store) Delete(ctx context.Context, id string) error {
+	s.mu.RLock()
+	rec := s.records[id]
+	s.mu.RUnlock()
+	var ev *Event
+	if rec != nil {
+		ev = &Event{Time: time.Now().UTC(), Type: "container", Action: "destroy", ID: id, Attrs: eventAttrs(rec)}
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketContainers).Delete([]byte(id)); err != nil {
+			return err
+		}
+		if rec != nil {
+			if owner := tx.Bucket(bucketNames).Get([]byte(rec.Name)); string(owner) == id {
+				if err := tx.Bucket(bucketNames).Delete([]byte(rec.Name)); err != nil {
+					return err
+				}
+			}
+			return s.putEvent(tx, ev)
+		}
+		return nil
+	})
+	if err != nil {
+		return errdefs.Internal(fmt.Errorf("delete container %s: %w", id, err))
+	}
+	s.mu.Lock()
+	delete(s.records, id)
+	for n, owner := range s.names {
+		if owner == id {
+			delete(s.names, n)
+		}
+	}
+	delete(s.reserved, id)
+	s.sorted = false
+	s.mu.Unlock()
+	if ev != nil {
+		s.publish(*ev)
+	}
+	return nil
+}
+
+// markDirty records that undoing container id failed; the record stays, state "dead".
+func (s *store) markDirty(id string, cause error) error {
+	s.mu.Lock()
+	rec := s.records[id]
+	s.mu.Unlock()
+	if rec == nil {
+		return nil
+	}
+	rec = rec.Clone()
+	rec.State = "dead"
+	rec.Dirty = cause.Error()
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketContainers).Put([]byte(id), data)
+	}); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.records[id] = rec
+	s.mu.Unlock()
+	return nil
+}
+
+// beginRun writes the journal entry of a run before its first effect.
+func (s *store) beginRun(r *runRecord) error {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRuns).Put([]byte(r.ID), data)
+	})
+}
+
+// endRun deletes the journal entry of a run whose undo finished.
+func (s *store) endRun(id string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRuns).Delete([]byte(id))
+	})
+}
+
+// failRun keeps the journal entry of a run whose undo failed, with the reason.
+func (s *store) failRun(r *runRecord, cause error) error {
+	r.Failed = cause.Error()
+	return s.beginRun(r)
+}
+
+func (s *store) runs() ([]*runRecord, error) {
+	var out []*runRecord
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRuns).ForEach(func(k, v []byte) error {
+			var r runRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("run %s: %w", k, err)
+			}
+			out = append(out, &r)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// get returns the record with that ID, unique ID prefix or name.
+func (s *store) get(ref string) (*spec.Record, error) {
+	ref = strings.TrimSpace(ref)
+	if ref == "" {
+		return nil, errdefs.InvalidArgument(errors.New("no container name or ID given"))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if r, ok := s.records[ref]; ok {
+		return r, nil
+	}
+	if id, ok := s.names[strings.TrimPrefix(ref, "/")]; ok {
+		if r, ok := s.records[id]; ok {
+			return r, nil
+		}
+	}
+	if !s.sorted {
+		s.byPrefix = s.byPrefix[:0]
+		for id := range s.records {
+			s.byPrefix = append(s.byPrefix, id)
+		}
+		sort.Strings(s.byPrefix)
+		s.sorted = true
+	}
+	i := sort.SearchStrings(s.byPrefix, ref)
+	if i < len(s.byPrefix) && strings.HasPrefix(s.byPrefix[i], ref) {
+		if i+1 < len(s.byPrefix) && strings.HasPrefix(s.byPrefix[i+1], ref) {
+			return nil, errdefs.InvalidArgument(fmt.Errorf("multiple IDs found with provided prefix: %s", ref))
+		}
+		return s.records[s.byPrefix[i]], nil
+	}
+	return nil, errdefs.NotFound(fmt.Errorf("No such container: %s", ref))
+}
+
+func (s *store) all() []*spec.Record {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]*spec.Record, 0, len(s.records))
+	for _, r := range s.records {
+		out = append(out, r)
+	}
+	return out
+}
+
+func eventAttrs(rec *spec.Record) map[string]string {
+	a := map[string]string{"name": rec.Name}
+	if rec.Merged != nil && rec.Merged.Config != nil {
+		for k, v := range rec.Merged.Config.Labels {
+			a[k] = v
+		}
+	}
+	if rec.Image != nil {
+		a["image"] = rec.Image.Ref
+	}
+	return a
+}
+
+func (s *store) putEvent(tx *bolt.Tx, ev *Event) error {
+	b := tx.Bucket(bucketEvents)
+	s.evmu.Lock()
+	s.evSeq++
+	ev.Seq = s.evSeq
+	s.evmu.Unlock()
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], ev.Seq)
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	if err := b.Put(k[:], data); err != nil {
+		return err
+	}
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k)+maxEvents <= ev.Seq; k, _ = c.Next() {
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *store) publish(ev Event) {
+	s.evmu.Lock()
+	defer s.evmu.Unlock()
+	for ch := range s.subs {
+		select {
+		case ch <- ev:
+		default: // a slow subscriber loses events rather than stalling creates
+		}
+	}
+}
+
+// events returns the logged events with since <= time <= until (zero: unbounded).
+func (s *store) events(since, until time.Time) ([]Event, error) {
+	var out []Event
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketEvents).ForEach(func(k, v []byte) error {
+			var ev Event
+			if err := json.Unmarshal(v, &ev); err != nil {
+				return nil
+			}
+			if (!since.IsZero() && ev.Time.Before(since)) || (!until.IsZero() && ev.Time.After(until)) {
+				return nil
+			}
+			out = append(out, ev)
+			return nil
+		})
+	})
+	return out, err
+}
