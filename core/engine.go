@@ -127,7 +127,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		db.Close()
 		return nil, err
 	}
-	e.env = Env{Root: root, DB: db, Logger: opts.Logger, Host: hostView{e}}
+	e.env = Env{Root: root, DB: db, Logger: opts.Logger, Host: hostView{e}, Store: e.st}
 	if opts.Images != nil {
 		if e.images, err = opts.Images(ctx, e.env); err != nil {
 			db.Close()
@@ -361,8 +361,11 @@ func (e *Engine) List(ctx context.Context, opts ListOptions) ([]container.Summar
 			return nil, errdefs.Internal(err)
 		}
 		for _, r := range runs {
-			if r.Failed == "" || r.Op != opCreate {
+			if r.Failed == "" {
 				continue
+			}
+			if _, err := e.st.get(r.ID); err == nil {
+				continue // listed above, as dead
 			}
 			out = append(out, container.Summary{ID: r.ID, Names: []string{"/" + r.Name}, State: "dead", Status: "Dead (undo failed: " + r.Failed + ")", Created: r.Start.Unix(), Labels: map[string]string{}})
 		}

@@ -465,8 +465,9 @@ func (e *Engine) Recover(ctx context.Context) (RecoverReport, error) {
 		case opRemove:
 			rec, err := e.st.get(jr.ID)
 			if err != nil {
-				rerr = e.st.endRun(jr.ID) // the record is gone: the removal had finished
-				break
+				// The register undo already deleted the record; the rest of the chain may not
+				// have run: run it all again, it is idempotent.
+				rec = &spec.Record{ID: jr.ID, Name: jr.Name, Implementations: jr.Implementations}
 			}
 			rerr = e.remove(ctx, rec, jr)
 		default:

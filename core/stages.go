@@ -152,4 +152,7 @@ type Env struct {
 	Host   Host
 	// Images is the image store; nil while the image store itself is being built.
 	Images ImageService
+	// Store is the engine's registry of names and records, which the register stage
+	// commits to.
+	Store Store
 }

@@ -1,0 +1,290 @@
+package core_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/moby/moby/api/types/container"
+
+	"github.com/slipwayhq/slipway/core"
+	"github.com/slipwayhq/slipway/core/coretest"
+	"github.com/slipwayhq/slipway/core/errdefs"
+	"github.com/slipwayhq/slipway/core/spec"
+)
+
+func openFake(t *testing.T) (*core.Engine, *coretest.Journal) {
+	t.Helper()
+	j := coretest.NewJournal()
+	e, err := core.Open(context.Background(), core.Options{Root: t.TempDir(), Pipeline: j.Pipeline(), NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e, j
+}
+
+func req(name string) spec.CreateRequest {
+	return spec.CreateRequest{Name: name, Config: &container.Config{Image: "img"}}
+}
+
+func TestCreateRunsStagesInOrder(t *testing.T) {
+	e, j := openFake(t)
+	resp, err := e.Create(context.Background(), req("one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Warnings == nil {
+		t.Error("Warnings is nil, want []")
+	}
+	want := "verify image merge reserve security network layer mkdir register"
+	if got := strings.Join(j.Calls(), " "); got != want {
+		t.Errorf("calls = %q, want %q", got, want)
+	}
+	got, err := e.Inspect(context.Background(), "one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != resp.ID || got.Name != "/one" || got.State.Status != container.StateCreated {
+		t.Errorf("inspect = %s %s %s", got.ID, got.Name, got.State.Status)
+	}
+	if err := e.Remove(context.Background(), resp.ID[:10], core.RemoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	calls := j.Calls()
+	wantUndo := "undo:register undo:mkdir undo:layer undo:network undo:security"
+	if got := strings.Join(calls[len(calls)-5:], " "); got != wantUndo {
+		t.Errorf("remove calls = %q, want %q", got, wantUndo)
+	}
+	if _, err := e.Inspect(context.Background(), "one"); !errdefs.IsNotFound(err) {
+		t.Errorf("inspect after remove: %v, want NotFound", err)
+	}
+	if left := j.Leftovers(); len(left) != 0 {
+		t.Errorf("leftovers after remove: %v", left)
+	}
+}
+
+// TestFaultInjection makes every stage fail in turn, by error, panic and cancellation, and
+// checks that every effect is undone in reverse order and nothing is left.
+func TestFaultInjection(t *testing.T) {
+	points := []string{"verify", "image", "merge", "reserve", "security", "network", "layer", "mkdir", "register"}
+	faults := map[string]coretest.Fault{"error": coretest.FailCall, "panic": coretest.PanicCall, "cancel": coretest.CancelCall}
+	for _, at := range points {
+		for fname, f := range faults {
+			t.Run(at+"/"+fname, func(t *testing.T) {
+				e, j := openFake(t)
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				j.Cancel = cancel
+				j.Inject(at, f)
+				_, err := e.Create(ctx, req("victim"))
+				if err == nil {
+					t.Fatal("create succeeded, want failure")
+				}
+				switch fname {
+				case "cancel":
+					if !errdefs.IsCanceled(err) {
+						t.Errorf("error %v has class %v, want canceled", err, errdefs.ClassOf(err))
+					}
+				default:
+					if !errdefs.IsInternal(err) {
+						t.Errorf("error %v has class %v, want internal", err, errdefs.ClassOf(err))
+					}
+				}
+				if left := j.Leftovers(); len(left) != 0 {
+					t.Errorf("leftovers: %v", left)
+				}
+				// Undos ran in strict reverse order of the calls that started.
+				var did, undid []string
+				for _, c := range j.Calls() {
+					if u, ok := strings.CutPrefix(c, "undo:"); ok {
+						undid = append(undid, u)
+					} else if c != "verify" && c != "image" && c != "merge" {
+						if c == "reserve" {
+							c = "register"
+						}
+						if c != "register" || len(did) == 0 {
+							did = append(did, c)
+						}
+					}
+				}
+				for i := range undid {
+					if undid[i] != did[len(did)-1-i] {
+						t.Fatalf("undo order %v is not the reverse of %v", undid, did)
+					}
+				}
+				if len(undid) != len(did) {
+					t.Errorf("undid %v, did %v", undid, did)
+				}
+				list, err := e.List(context.Background(), core.ListOptions{All: true})
+				if err != nil || len(list) != 0 {
+					t.Errorf("list after failure = %v, %v; want empty", list, err)
+				}
+				// The name is free again.
+				j.Inject(at, coretest.NoFault)
+				if _, err := e.Create(context.Background(), req("victim")); err != nil {
+					t.Errorf("create after failure: %v", err)
+				}
+			})
+		}
+	}
+}
+
+func TestFailedUndoIsKeptAndRecovered(t *testing.T) {
+	e, j := openFake(t)
+	j.Inject("mkdir", coretest.FailCall)
+	j.Inject("undo:layer", coretest.FailCall)
+	_, err := e.Create(context.Background(), req("dirty"))
+	if err == nil || !strings.Contains(err.Error(), "undo layer") {
+		t.Fatalf("create error = %v, want it to carry the undo failure", err)
+	}
+	if !errdefs.IsInternal(err) {
+		t.Errorf("class %v, want the original error's class", errdefs.ClassOf(err))
+	}
+	list, _ := e.List(context.Background(), core.ListOptions{All: true})
+	if len(list) != 1 || list[0].State != container.StateDead {
+		t.Fatalf("ls -a = %+v, want one dead entry", list)
+	}
+	if _, err := e.Recover(context.Background()); err == nil {
+		t.Fatal("recover succeeded while the undo still fails")
+	}
+	j.Inject("undo:layer", coretest.NoFault)
+	rep, err := e.Recover(context.Background())
+	if err != nil || len(rep.Recovered) != 1 {
+		t.Fatalf("recover = %+v, %v", rep, err)
+	}
+	if left := j.Leftovers(); len(left) != 0 {
+		t.Errorf("leftovers: %v", left)
+	}
+	if list, _ := e.List(context.Background(), core.ListOptions{All: true}); len(list) != 0 {
+		t.Errorf("ls -a after recover = %+v", list)
+	}
+}
+
+func TestParallelCreates(t *testing.T) {
+	e, _ := openFake(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := e.Create(context.Background(), req(fmt.Sprintf("c%d", i)))
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	list, _ := e.List(context.Background(), core.ListOptions{})
+	if len(list) != 200 {
+		t.Errorf("listed %d containers, want 200", len(list))
+	}
+}
+
+func TestParallelSameName(t *testing.T) {
+	e, j := openFake(t)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok, conflicts := 0, 0
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := e.Create(context.Background(), req("same"))
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok++
+			case errdefs.IsConflict(err) && strings.Contains(err.Error(), `The container name "/same" is already in use by container`):
+				conflicts++
+			default:
+				t.Errorf("unexpected error: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok != 1 || conflicts != 49 {
+		t.Errorf("%d succeeded and %d conflicted, want 1 and 49", ok, conflicts)
+	}
+	n := 0
+	for _, c := range j.Calls() {
+		if c == "layer" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("layer stage ran %d times, want once: conflicts must be found before any expensive stage", n)
+	}
+}
+
+func TestLookups(t *testing.T) {
+	e, _ := openFake(t)
+	var ids []string
+	for i := 0; i < 20; i++ {
+		r, err := e.Create(context.Background(), req(fmt.Sprintf("n%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.ID)
+	}
+	for _, ref := range []string{ids[3], ids[3][:12], "n3", "/n3"} {
+		got, err := e.Inspect(context.Background(), ref)
+		if err != nil || got.ID != ids[3] {
+			t.Errorf("inspect %q = %s, %v", ref, got.ID, err)
+		}
+	}
+	if _, err := e.Inspect(context.Background(), "nosuch"); !errdefs.IsNotFound(err) || err.Error() != "No such container: nosuch" {
+		t.Errorf("missing: %v", err)
+	}
+	// With 20 random IDs, some one-character prefix is ambiguous.
+	count := map[byte]int{}
+	for _, id := range ids {
+		count[id[0]]++
+	}
+	for c, n := range count {
+		if n > 1 {
+			_, err := e.Inspect(context.Background(), string(c))
+			if !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "multiple IDs found with provided prefix") {
+				t.Errorf("ambiguous prefix %q: %v", c, err)
+			}
+			break
+		}
+	}
+}
+
+func TestStateSurvivesReopen(t *testing.T) {
+	root := t.TempDir()
+	j := coretest.NewJournal()
+	e, err := core.Open(context.Background(), core.Options{Root: root, Pipeline: j.Pipeline()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.Create(context.Background(), req("kept"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := core.Open(context.Background(), core.Options{Root: root, Pipeline: j.Pipeline()}); !errdefs.IsUnavailable(err) {
+		t.Errorf("second open of a root in use: %v, want Unavailable", err)
+	}
+	e.Close()
+	e, err = core.Open(context.Background(), core.Options{Root: root, Pipeline: j.Pipeline()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	got, err := e.Inspect(context.Background(), "kept")
+	if err != nil || got.ID != r.ID {
+		t.Fatalf("after reopen: %s, %v", got.ID, err)
+	}
+	if _, err := e.Create(context.Background(), req("kept")); !errdefs.IsConflict(err) {
+		t.Errorf("name after reopen: %v, want Conflict", err)
+	}
+}
