@@ -395,3 +395,49 @@ func (e *Engine) Subscribe() (<-chan Event, func()) {
 		e.st.evmu.Unlock()
 	}
 }
+
+// Mount mounts the root filesystem of the container with that ID, prefix or name on the host
+// and returns where, using the layer implementation that created it.
+func (e *Engine) Mount(ctx context.Context, ref string) (string, error) {
+	rec, m, err := e.mounter(ctx, ref)
+	if err != nil {
+		return "", err
+	}
+	return m.Mount(ctx, rec)
+}
+
+// Unmount undoes Mount; it is idempotent.
+func (e *Engine) Unmount(ctx context.Context, ref string) error {
+	rec, m, err := e.mounter(ctx, ref)
+	if err != nil {
+		return err
+	}
+	return m.Unmount(ctx, rec)
+}
+
+func (e *Engine) mounter(ctx context.Context, ref string) (*spec.Record, Mounter, error) {
+	rec, err := e.st.get(ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	name := rec.Implementations[spec.StageLayer]
+	u, err := e.undoerFor(ctx, spec.StageLayer, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, ok := u.(Mounter)
+	if !ok {
+		return nil, nil, errdefs.FailedPrecondition(fmt.Errorf("layer implementation %q of container %s cannot mount", name, rec.ID))
+	}
+	return rec, m, nil
+}
+
+// ImageUser returns the ID of a container created from image id, or "" when none is.
+func (e *Engine) ImageUser(id string) string {
+	for _, r := range e.st.all() {
+		if r.Image != nil && r.Image.ID == id {
+			return r.ID
+		}
+	}
+	return ""
+}

@@ -156,3 +156,10 @@ type Env struct {
 	// commits to.
 	Store Store
 }
+
+// Mounter is implemented by layer stages that can mount a container's root filesystem on
+// the host (slipway mount). Both methods are idempotent; Undo unmounts as well.
+type Mounter interface {
+	Mount(ctx context.Context, rec *spec.Record) (string, error)
+	Unmount(ctx context.Context, rec *spec.Record) error
+}
