@@ -1,0 +1,62 @@
+// Package snapshot is the built-in layer stage: it unpacks image layers into containerd
+// snapshots and prepares each container's read-write root filesystem on top of them.
+//
+// # Storage
+//
+// The snapshots live below <root>/snapshots/<driver>, where driver is "overlayfs" (containerd's
+// overlay snapshotter, chosen when the kernel and the backing filesystem support overlayfs
+// with several lower directories) or "native" (containerd's native snapshotter, which copies
+// directories). WithSnapshotter forces the choice; the driver used is recorded in
+// spec.RootFS.Driver, and Undo and Mount use the recorded one even when the configured
+// choice has changed since.
+//
+// Three kinds of snapshot exist:
+//
+//   - An image layer is a committed snapshot named by its chain ID ("sha256:..."). It is
+//     unpacked once, with containerd's pkg/archive (whiteouts, opaque directories, paths kept
+//     inside the root), from the layer blob that the image store serves, and its diff ID
+//     (the sha256 of the uncompressed stream) is checked before it is committed. It is shared
+//     by every container and every image that has the same chain, and never removed by this
+//     stage.
+//   - An init layer is a committed snapshot named "init-<chain ID of the image>" ("init-empty"
+//     for an image without layers) on top of the image's top layer. It holds what moby's init
+//     layer holds: /.dockerenv, /etc/hosts, /etc/hostname, /etc/resolv.conf and /dev/console
+//     as empty files (mode 0755), /dev/pts, /dev/shm, /proc and /sys as directories, and
+//     /etc/mtab as a symlink to /proc/mounts, owned by the (remapped) root.
+//   - A container's read-write layer is an active snapshot keyed by the container ID, on top
+//     of the image's init layer. It is the only thing a container owns, and the only thing
+//     Undo removes.
+//
+// Work in progress uses active snapshots keyed "extract-<random>-<name>"; they are removed
+// when the work fails, and Sweep (run when the stage is built, while one process holds the
+// state root) removes any that a crash left behind.
+//
+// # Why the init layer is shared
+//
+// moby creates an init layer per container ("<id>-init"): one more snapshot, one more
+// mount, one more set of files and one more unmount for every create, and one more layer to
+// remove. Its content depends only on the image below it (the init function looks at what
+// the image has at those paths and writes the same entries every time), so it is identical
+// for every container of an image. Here it is made and committed once per image, with the
+// same single-flight discipline as the image layers, and a create costs one snapshotter
+// Prepare. The container still sees exactly the tree moby's would show; only the layer
+// boundary moved (the init entries sit in a shared lower layer instead of a private one),
+// which no container can observe except through the host paths in GraphDriver.Data.
+//
+// # Concurrency
+//
+// All methods are safe for concurrent use. Within a process, each layer and each init layer
+// is built by one goroutine while the others wait for it (per chain ID), and once known to be
+// there it is remembered, so that a create for an unpacked image makes no other snapshotter
+// call than its Prepare. Across processes the snapshotter's own database decides: a committed
+// snapshot is looked up before unpacking, and a commit that finds the name taken counts as a
+// success. The unpacking itself runs on a context detached from the caller's cancellation,
+// so that one caller giving up does not fail the others waiting for the same layer.
+//
+// # Mounting
+//
+// Mount and Unmount serve `slipway mount NAME`: they mount a container's root filesystem at
+// <root>/snapshots/mounts/<id> and take it down again; both are idempotent and keep no state
+// in memory (the mount table is the truth), so separate processes may call them. Undo unmounts
+// first.
+package snapshot
