@@ -76,6 +76,7 @@ const (
 // store implements Store over bbolt and keeps an in-memory index of records and names.
 type store struct {
 	db *bolt.DB
+	gc groupCommit
 
 	mu       sync.RWMutex
 	records  map[string]*spec.Record // committed containers by ID
@@ -92,6 +93,7 @@ type store struct {
 func openStore(db *bolt.DB) (*store, error) {
 	s := &store{
 		db:       db,
+		gc:       groupCommit{db: db},
 		records:  map[string]*spec.Record{},
 		names:    map[string]string{},
 		reserved: map[string][]string{},
@@ -179,7 +181,7 @@ func (s *store) Commit(ctx context.Context, rec *spec.Record) error {
 		return errdefs.Internal(fmt.Errorf("encode record %s: %w", rec.ID, err))
 	}
 	ev := Event{Time: time.Now().UTC(), Type: "container", Action: "create", ID: rec.ID, Attrs: eventAttrs(rec)}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.gc.update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketContainers).Put([]byte(rec.ID), data); err != nil {
 			return err
 		}
@@ -211,7 +213,7 @@ func (s *store) Delete(ctx context.Context, id string) error {
 	if rec != nil {
 		ev = &Event{Time: time.Now().UTC(), Type: "container", Action: "destroy", ID: id, Attrs: eventAttrs(rec)}
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.gc.update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketContainers).Delete([]byte(id)); err != nil {
 			return err
 		}
@@ -259,7 +261,7 @@ func (s *store) markDirty(id string, cause error) error {
 	if err != nil {
 		return err
 	}
-	if err := s.db.Update(func(tx *bolt.Tx) error {
+	if err := s.gc.update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketContainers).Put([]byte(id), data)
 	}); err != nil {
 		return err
@@ -276,14 +278,14 @@ func (s *store) beginRun(r *runRecord) error {
 	if err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.gc.update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketRuns).Put([]byte(r.ID), data)
 	})
 }
 
 // endRun deletes the journal entry of a run whose undo finished.
 func (s *store) endRun(id string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.gc.update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketRuns).Delete([]byte(id))
 	})
 }
