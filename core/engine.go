@@ -432,12 +432,12 @@ func (e *Engine) mounter(ctx context.Context, ref string) (*spec.Record, Mounter
 	return rec, m, nil
 }
 
-// ImageUser returns the ID of a container created from image id, or "" when none is.
-func (e *Engine) ImageUser(id string) string {
+// ImageUser returns the ID of a container created from image id, and whether there is one.
+func (e *Engine) ImageUser(id string) (string, bool) {
 	for _, r := range e.st.all() {
 		if r.Image != nil && r.Image.ID == id {
-			return r.ID
+			return r.ID, true
 		}
 	}
-	return ""
+	return "", false
 }
