@@ -349,4 +349,3 @@ func (a *Allocator) Leases() map[string]int {
 	}
 	return out
 }
-
