@@ -37,6 +37,12 @@ type Options struct {
 	// NoSync turns off fsync of the state database: faster, and a power loss may lose the
 	// last containers created. A killed process loses nothing either way.
 	NoSync bool
+	// SyncJournal turns on fsync of the journal of runs in flight. Without it (the default)
+	// a journal entry reaches the page cache before the run's first effect, which survives
+	// the death of the process (kill -9, a panic, the OOM killer) but not a power loss, after
+	// which a half-done create can leave a snapshot or directory behind. Records, and runs
+	// whose undo failed, are always written with fsync unless NoSync is set.
+	SyncJournal bool
 	// Hook, when set, is called at every stage boundary: phase is "before", "after" or
 	// "undo". It exists for tests that need to stop the engine at an exact point.
 	Hook func(ctx context.Context, op string, stage spec.Stage, phase string)
@@ -92,11 +98,11 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	if opts.Root == "" {
 		opts.Root = DefaultRoot()
 	}
-	if opts.Logger == nil {
-		opts.Logger = hclog.NewNullLogger()
-	}
 	if opts.UndoTimeout == 0 {
 		opts.UndoTimeout = 60 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
 	}
 	if err := opts.Pipeline.Validate(); err != nil {
 		return nil, err
@@ -115,6 +121,11 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		}
 		return nil, errdefs.Internal(fmt.Errorf("open state database: %w", err))
 	}
+	jdb, err := openJournal(filepath.Join(root, "journal.db"), opts)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	e := &Engine{
 		root:   root,
 		log:    opts.Logger,
@@ -123,7 +134,8 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		insts:  map[string]any{},
 		active: map[string]struct{}{},
 	}
-	if e.st, err = openStore(db); err != nil {
+	if e.st, err = openStore(db, jdb, opts.SyncJournal && !opts.NoSync, opts.Logger); err != nil {
+		jdb.Close()
 		db.Close()
 		return nil, err
 	}
@@ -276,10 +288,37 @@ func (e *Engine) Close() error {
 	}
 	e.runs.Wait()
 	err := e.closeInstances()
+	if cerr := e.st.jdb.Close(); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
 	if cerr := e.db.Close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
 	return err
+}
+
+// openJournal opens the journal database. A journal that cannot be read (torn by a power
+// loss while unsynced) is moved aside, loudly, and a new one started: its runs can no
+// longer be finished, but the records in the state database are intact.
+func openJournal(path string, opts Options) (*bolt.DB, error) {
+	bo := &bolt.Options{Timeout: 2 * time.Second, NoSync: !opts.SyncJournal || opts.NoSync, NoFreelistSync: true}
+	jdb, err := bolt.Open(path, 0o600, bo)
+	if err == nil {
+		return jdb, nil
+	}
+	if errors.Is(err, bolt.ErrTimeout) {
+		return nil, errdefs.Unavailable(fmt.Errorf("journal %s is in use by another slipway process", path))
+	}
+	aside := fmt.Sprintf("%s.corrupt-%d", path, time.Now().Unix())
+	opts.Logger.Error("journal unreadable; moved aside, half-done runs in it cannot be finished", "path", path, "aside", aside, "error", err)
+	if rerr := os.Rename(path, aside); rerr != nil {
+		return nil, errdefs.Internal(fmt.Errorf("open journal: %w (and moving it aside failed: %v)", err, rerr))
+	}
+	jdb, err = bolt.Open(path, 0o600, bo)
+	if err != nil {
+		return nil, errdefs.Internal(fmt.Errorf("open journal: %w", err))
+	}
+	return jdb, nil
 }
 
 func (e *Engine) closeInstances() error {

@@ -419,7 +419,10 @@ func (e *Engine) remove(ctx context.Context, rec *spec.Record, jr *runRecord) er
 	if err := e.st.Delete(ctx, rec.ID); err != nil {
 		return err
 	}
-	return e.st.endRun(rec.ID)
+	if err := e.st.endRun(rec.ID); err != nil {
+		return errdefs.Internal(fmt.Errorf("journal end of removal of %s: %w", rec.ID, err))
+	}
+	return nil
 }
 
 // RecoverReport says what Recover did.

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/slipwayhq/slipway/core/errdefs"
@@ -77,6 +78,12 @@ const (
 type store struct {
 	db *bolt.DB
 	gc groupCommit
+	// jdb is the journal: runs in flight. It has a file of its own so that its writes can
+	// skip fsync (see Options.SyncJournal) while records stay durable.
+	jdb   *bolt.DB
+	jgc   groupCommit
+	jsync bool
+	log   hclog.Logger
 
 	mu       sync.RWMutex
 	records  map[string]*spec.Record // committed containers by ID
@@ -90,17 +97,21 @@ type store struct {
 	subs  map[chan Event]struct{}
 }
 
-func openStore(db *bolt.DB) (*store, error) {
+func openStore(db, jdb *bolt.DB, syncJournal bool, log hclog.Logger) (*store, error) {
 	s := &store{
+		log:      log,
 		db:       db,
 		gc:       groupCommit{db: db},
+		jdb:      jdb,
+		jgc:      groupCommit{db: jdb},
+		jsync:    syncJournal,
 		records:  map[string]*spec.Record{},
 		names:    map[string]string{},
 		reserved: map[string][]string{},
 		subs:     map[chan Event]struct{}{},
 	}
 	err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketContainers, bucketNames, bucketRuns, bucketEvents} {
+		for _, b := range [][]byte{bucketContainers, bucketNames, bucketEvents} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -128,6 +139,12 @@ func openStore(db *bolt.DB) (*store, error) {
 	})
 	if err != nil {
 		return nil, errdefs.Internal(fmt.Errorf("load state: %w", err))
+	}
+	if err := jdb.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketRuns)
+		return err
+	}); err != nil {
+		return nil, errdefs.Internal(fmt.Errorf("load journal: %w", err))
 	}
 	return s, nil
 }
@@ -188,9 +205,6 @@ func (s *store) Commit(ctx context.Context, rec *spec.Record) error {
 		if err := tx.Bucket(bucketNames).Put([]byte(rec.Name), []byte(rec.ID)); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketRuns).Delete([]byte(rec.ID)); err != nil {
-			return err
-		}
 		return s.putEvent(tx, &ev)
 	})
 	if err != nil {
@@ -202,6 +216,11 @@ func (s *store) Commit(ctx context.Context, rec *spec.Record) error {
 	delete(s.reserved, rec.ID)
 	s.mu.Unlock()
 	s.publish(ev)
+	// The record is durable: the run is over. If the process dies before the journal entry
+	// is gone, recovery finds the record and only drops the entry.
+	if err := s.endRun(rec.ID); err != nil {
+		s.log.Warn("journal entry of a created container not ended; recovery will drop it", "id", rec.ID, "error", err)
+	}
 	return nil
 }
 
@@ -209,6 +228,11 @@ func (s *store) Delete(ctx context.Context, id string) error {
 	s.mu.RLock()
 	rec := s.records[id]
 	s.mu.RUnlock()
+	if rec == nil {
+		// The in-memory index mirrors the database: nothing to delete, no write to pay.
+		s.ReleaseNames(id)
+		return nil
+	}
 	var ev *Event
 	if rec != nil {
 		ev = &Event{Time: time.Now().UTC(), Type: "container", Action: "destroy", ID: id, Attrs: eventAttrs(rec)}
@@ -278,27 +302,34 @@ func (s *store) beginRun(r *runRecord) error {
 	if err != nil {
 		return err
 	}
-	return s.gc.update(func(tx *bolt.Tx) error {
+	return s.jgc.update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketRuns).Put([]byte(r.ID), data)
 	})
 }
 
-// endRun deletes the journal entry of a run whose undo finished.
+// endRun deletes the journal entry of a run that finished or whose undo finished.
 func (s *store) endRun(id string) error {
-	return s.gc.update(func(tx *bolt.Tx) error {
+	return s.jgc.update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketRuns).Delete([]byte(id))
 	})
 }
 
-// failRun keeps the journal entry of a run whose undo failed, with the reason.
+// failRun keeps the journal entry of a run whose undo failed, with the reason, and makes
+// it durable whatever the journal's sync setting: a failed undo is never lost.
 func (s *store) failRun(r *runRecord, cause error) error {
 	r.Failed = cause.Error()
-	return s.beginRun(r)
+	if err := s.beginRun(r); err != nil {
+		return err
+	}
+	if !s.jsync {
+		return s.jdb.Sync()
+	}
+	return nil
 }
 
 func (s *store) runs() ([]*runRecord, error) {
 	var out []*runRecord
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.jdb.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketRuns).ForEach(func(k, v []byte) error {
 			var r runRecord
 			if err := json.Unmarshal(v, &r); err != nil {

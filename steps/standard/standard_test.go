@@ -1,0 +1,268 @@
+package standard_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"net/netip"
+
+	"github.com/slipwayhq/slipway/core"
+	"github.com/slipwayhq/slipway/core/coretest"
+	"github.com/slipwayhq/slipway/core/errdefs"
+	"github.com/slipwayhq/slipway/core/spec"
+	"github.com/slipwayhq/slipway/images"
+	"github.com/slipwayhq/slipway/images/imagetest"
+	"github.com/slipwayhq/slipway/steps/standard"
+)
+
+const testImage = "example.com/app:1"
+
+func needRoot(t testing.TB) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: needs root for overlayfs snapshots and mounts (CI runs it as root)")
+	}
+}
+
+// open opens an engine on a fresh root with p (the default pipeline when nil) and loads the
+// test image.
+func open(t testing.TB, p *core.Pipeline, noSync bool) *core.Engine {
+	t.Helper()
+	o := standard.Options(standard.Config{NoSync: noSync})
+	if p != nil {
+		o.Pipeline = p
+	}
+	o.Root, o.NoSync = t.TempDir(), noSync
+	e, err := core.Open(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	var buf bytes.Buffer
+	img := imagetest.Image{
+		Tags:     []string{testImage},
+		Platform: images.HostPlatform(),
+		Config:   ocispec.ImageConfig{Cmd: []string{"/bin/app"}, Env: []string{"A=1"}},
+		Layers: []imagetest.Layer{
+			{Files: []imagetest.File{{Path: "/bin/app", Content: []byte("app"), Mode: 0o755}, {Path: "/etc/a", Content: []byte("a")}}},
+			{Files: []imagetest.File{imagetest.Whiteout("/etc/a"), {Path: "/etc/b", Content: []byte("b")}}},
+		},
+	}
+	if err := imagetest.WriteOCI(&buf, imagetest.Options{}, img); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Images().(*images.Store).Load(context.Background(), &buf, images.LoadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func request(name, ip string) spec.CreateRequest {
+	r := spec.CreateRequest{Name: name, Config: &container.Config{Image: testImage}, HostConfig: &container.HostConfig{}}
+	if ip != "" {
+		r.HostConfig.NetworkMode = "slipway"
+		r.NetworkingConfig = &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+			"slipway": {IPAMConfig: &network.EndpointIPAMConfig{IPv4Address: netip.MustParseAddr(ip)}},
+		}}
+	}
+	return r
+}
+
+// snapshotDirs lists the snapshot directories under root.
+func snapshotDirs(root string) []string {
+	var out []string
+	for _, d := range []string{"overlayfs", "native"} {
+		ents, _ := os.ReadDir(filepath.Join(root, "snapshots", d, "snapshots"))
+		for _, e := range ents {
+			out = append(out, d+"/"+e.Name())
+		}
+	}
+	return out
+}
+
+// assertClean checks that nothing of any container is left under root beyond the shared
+// image layers counted in base.
+func assertClean(t *testing.T, e *core.Engine, base int) {
+	t.Helper()
+	root := e.Root()
+	if ents, _ := os.ReadDir(filepath.Join(root, "containers")); len(ents) != 0 {
+		t.Errorf("container directories left: %d", len(ents))
+	}
+	if s := snapshotDirs(root); len(s) != base {
+		t.Errorf("snapshots: %d, want %d shared ones: %v", len(s), base, s)
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mi), root) {
+		t.Errorf("mounts left under %s", root)
+	}
+	list, err := e.List(context.Background(), core.ListOptions{All: true})
+	if err != nil || len(list) != 0 {
+		t.Errorf("containers left: %v %v", list, err)
+	}
+}
+
+// TestFaultInjectionRealStages makes each real stage fail after doing its work — by
+// error, panic and cancellation — and checks that nothing is left: no directory, snapshot,
+// mount, lease, name or record.
+func TestFaultInjectionRealStages(t *testing.T) {
+	needRoot(t)
+	points := []struct {
+		stage spec.Stage
+		call  string
+	}{
+		{spec.StageVerify, ""}, {spec.StageImage, ""}, {spec.StageMerge, ""},
+		{spec.StageRegister, "reserve"}, {spec.StageSecurity, ""}, {spec.StageNetwork, ""},
+		{spec.StageLayer, ""}, {spec.StageMkdir, ""}, {spec.StageRegister, "register"},
+	}
+	faults := []struct {
+		name  string
+		f     coretest.Fault
+		class errdefs.Class
+	}{
+		{"error", coretest.FailCall, errdefs.InternalClass},
+		{"panic", coretest.PanicCall, errdefs.InternalClass},
+		{"cancel", coretest.CancelCall, errdefs.CanceledClass},
+	}
+	for _, pt := range points {
+		for _, fa := range faults {
+			name := string(pt.stage)
+			if pt.call != "" {
+				name = pt.call
+			}
+			t.Run(name+"/"+fa.name, func(t *testing.T) {
+				p := standard.Pipeline(standard.Config{})
+				p.Stages[pt.stage] = coretest.Faulty(p.Stages[pt.stage], fa.f, pt.call)
+				e := open(t, p, true)
+				ctx, cancel := coretest.CancelContext(context.Background())
+				defer cancel()
+				_, err := e.Create(ctx, request("victim", "172.30.0.77"))
+				if err == nil {
+					t.Fatal("create succeeded, want failure")
+				}
+				if errdefs.ClassOf(err) != fa.class {
+					t.Errorf("class %v, want %v: %v", errdefs.ClassOf(err), fa.class, err)
+				}
+				// Once the layer stage ran, the image's two layers and its init layer stay:
+				// they are shared by every container of the image.
+				base := 0
+				if pt.stage == spec.StageLayer || pt.stage == spec.StageMkdir || pt.call == "register" {
+					base = 3
+				}
+				assertClean(t, e, base)
+			})
+		}
+	}
+}
+
+// TestNameAndAddressFreedAfterFailure checks that a failed create releases the name and the
+// address it held, by creating with the same ones again through a healthy pipeline.
+func TestNameAndAddressFreedAfterFailure(t *testing.T) {
+	needRoot(t)
+	p := standard.Pipeline(standard.Config{})
+	p.Stages[spec.StageMkdir] = coretest.Faulty(p.Stages[spec.StageMkdir], coretest.FailCall, "")
+	e := open(t, p, true)
+	if _, err := e.Create(context.Background(), request("victim", "172.30.0.77")); err == nil {
+		t.Fatal("create with a failing mkdir succeeded")
+	}
+	e.Close()
+	o := standard.Options(standard.Config{})
+	o.Root = e.Root()
+	e2, err := core.Open(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+	if _, err := e2.Create(context.Background(), request("victim", "172.30.0.77")); err != nil {
+		t.Fatalf("same name and address after the failure: %v", err)
+	}
+}
+
+func TestParallelCreatesReal(t *testing.T) {
+	needRoot(t)
+	e := open(t, nil, true)
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := e.Create(context.Background(), request(fmt.Sprintf("c%03d", i), ""))
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, _ := e.List(context.Background(), core.ListOptions{})
+	if len(list) != 200 {
+		t.Fatalf("%d containers, want 200", len(list))
+	}
+	addrs := map[netip.Addr]bool{}
+	for _, c := range list {
+		ip := c.NetworkSettings.Networks["bridge"].IPAddress
+		if addrs[ip] {
+			t.Fatalf("address %s given twice", ip)
+		}
+		addrs[ip] = true
+	}
+	// And remove them all in parallel.
+	errs = make(chan error, 200)
+	for _, c := range list {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- e.Remove(context.Background(), c.ID, core.RemoveOptions{})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	assertClean(t, e, 3)
+}
+
+func TestParallelSameNameReal(t *testing.T) {
+	needRoot(t)
+	e := open(t, nil, true)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok, conflict := 0, 0
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := e.Create(context.Background(), request("same", ""))
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				ok++
+			} else if errdefs.IsConflict(err) {
+				conflict++
+			} else {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok != 1 || conflict != 49 {
+		t.Fatalf("%d created, %d conflicts; want 1 and 49", ok, conflict)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(e.Root(), "containers")); len(ents) != 1 {
+		t.Fatalf("%d container directories, want 1", len(ents))
+	}
+}
