@@ -18,8 +18,21 @@ import (
 // state database, a real store and a host view, for building the implementation under
 // test. The engine is closed when the test ends.
 func NewEnv(t testing.TB) (core.Env, *core.Engine) {
+	return NewEnvWith(t, core.Options{})
+}
+
+// NewEnvWith is NewEnv with options (an image store, say); Root, Pipeline and NoSync are
+// set by it when empty.
+func NewEnvWith(t testing.TB, o core.Options) (core.Env, *core.Engine) {
 	t.Helper()
-	e, err := core.Open(context.Background(), core.Options{Root: t.TempDir(), Pipeline: NewJournal().Pipeline(), NoSync: true})
+	if o.Root == "" {
+		o.Root = t.TempDir()
+	}
+	if o.Pipeline == nil {
+		o.Pipeline = NewJournal().Pipeline()
+	}
+	o.NoSync = true
+	e, err := core.Open(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
