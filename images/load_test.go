@@ -60,8 +60,8 @@ func TestLoadFormats(t *testing.T) {
 					if got.Ref != "example.com/app:1" || got.Name != "example.com/app:1" {
 						t.Errorf("Ref, Name = %q, %q", got.Ref, got.Name)
 					}
-					if !reflect.DeepEqual(got.Config, img.Config) {
-						t.Errorf("config = %+v, want %+v", got.Config, img.Config)
+					if !reflect.DeepEqual(got.Config.ImageConfig, img.Config) || !reflect.DeepEqual(got.Config.Healthcheck, img.Healthcheck) {
+						t.Errorf("config = %+v, want %+v with healthcheck %+v", got.Config, img.Config, img.Healthcheck)
 					}
 					if got.Platform.OS != "linux" || got.Platform.Architecture != "amd64" || got.Manifest.Platform == nil {
 						t.Errorf("platform = %+v, manifest platform %v", got.Platform, got.Manifest.Platform)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/identity"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -40,6 +41,9 @@ type Store struct {
 	// writeMu serialises the parts of Load and Delete that change the content store and the
 	// index, so that a blob is never removed while another load is about to index it.
 	writeMu sync.Mutex
+
+	// configs caches parsed image configs by digest (content addressed, never stale).
+	configs sync.Map
 }
 
 // record is what the index keeps for one image.
@@ -202,15 +206,22 @@ func (s *Store) defaultPlatform(rec *record) int {
 	return 0
 }
 
-func (s *Store) readConfig(d digest.Digest) (*ocispec.Image, error) {
+// readConfig reads and parses the image config with digest d. Configs are content
+// addressed, so a parsed one is cached for the life of the store: a create resolves its
+// image without touching the disk. Callers must not change what it returns.
+func (s *Store) readConfig(d digest.Digest) (*dockerspec.DockerOCIImage, error) {
+	if v, ok := s.configs.Load(d); ok {
+		return v.(*dockerspec.DockerOCIImage), nil
+	}
 	b, err := s.content.readAll(d, maxMetadata)
 	if err != nil {
 		return nil, fmt.Errorf("image config: %w", err)
 	}
-	var img ocispec.Image
+	var img dockerspec.DockerOCIImage
 	if err := json.Unmarshal(b, &img); err != nil {
 		return nil, errdefs.Internal(fmt.Errorf("image config %s: %w", d, err))
 	}
+	s.configs.Store(d, &img)
 	return &img, nil
 }
 

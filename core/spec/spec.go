@@ -12,6 +12,7 @@ package spec
 import (
 	"time"
 
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -95,9 +96,9 @@ type Image struct {
 	Manifest ocispec.Descriptor
 	// Platform is the platform of the chosen image config.
 	Platform ocispec.Platform
-	// Config is the image's config (the OCI image config, with Docker's extensions kept in
-	// the JSON fields it shares with the OCI spec).
-	Config ocispec.ImageConfig
+	// Config is the image's config: the OCI image config with Docker's extensions
+	// (Healthcheck, OnBuild, Shell).
+	Config dockerspec.DockerOCIImageConfig
 	// Layers are the compressed layer descriptors, bottom first.
 	Layers []ocispec.Descriptor
 	// DiffIDs are the uncompressed layer digests, bottom first.

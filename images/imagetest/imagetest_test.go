@@ -30,7 +30,9 @@ func TestWhiteoutNames(t *testing.T) {
 func TestDeterministic(t *testing.T) {
 	img := imagetest.Image{Tags: []string{"a"}, Layers: []imagetest.Layer{{Files: []imagetest.File{{Path: "/x", Content: []byte("x")}}}}}
 	for _, write := range []func(io.Writer) error{
-		func(w io.Writer) error { return imagetest.WriteOCI(w, imagetest.Options{Gzip: true, LayerGzip: true}, img) },
+		func(w io.Writer) error {
+			return imagetest.WriteOCI(w, imagetest.Options{Gzip: true, LayerGzip: true}, img)
+		},
 		func(w io.Writer) error { return imagetest.WriteDockerSave(w, imagetest.Options{Gzip: true}, img) },
 	} {
 		var a, b bytes.Buffer

@@ -12,11 +12,9 @@
 //
 // # Image config
 //
-// spec.Image carries the OCI image config, which has no Healthcheck. When the stage has an
-// image store (core.Env.Images) it reads the image's config blob for Docker's Healthcheck
-// extension; without one (or when the store has no config blob) the image healthcheck is
-// not merged. OnBuild, Shell, Domainname and StopTimeout are never merged, as in moby. An
-// exposed port of the image that does not parse as a port is skipped.
+// spec.Image carries the OCI image config with Docker's extensions, so the image's
+// Healthcheck is merged field-wise. OnBuild, Shell, Domainname and StopTimeout are never
+// merged, as in moby. An exposed port of the image that does not parse as a port is skipped.
 //
 // # Which moby
 //
@@ -28,10 +26,8 @@ package moby
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"os"
 	"slices"
@@ -56,15 +52,12 @@ const DefaultLogDriver = "json-file"
 // Impl returns the merge stage implementation "moby" for a pipeline.
 func Impl() core.Impl {
 	return core.Impl{Stage: spec.StageMerge, Name: Name, New: func(_ context.Context, env core.Env) (any, error) {
-		return &Merger{Images: env.Images}, nil
+		return &Merger{}, nil
 	}}
 }
 
-// Merger merges image configs into container configs. The zero value works (without the
-// image healthcheck).
+// Merger merges image configs into container configs. The zero value works.
 type Merger struct {
-	// Images, when set, is read for the image's Docker Healthcheck extension.
-	Images core.ImageService
 	// Hostname returns the host's name for host network mode; os.Hostname when nil.
 	Hostname func() (string, error)
 }
@@ -132,8 +125,7 @@ func command(cfg *container.Config) (string, []string) {
 	return cfg.Cmd[0], append([]string{}, cfg.Cmd[1:]...)
 }
 
-// imageConfig maps the OCI image config (and, when it can be read, Docker's Healthcheck
-// extension) to a container config.
+// imageConfig maps the image config, with Docker's Healthcheck, to a container config.
 func (m *Merger) imageConfig(ctx context.Context, img *spec.Image) (*container.Config, error) {
 	oc := img.Config
 	ic := &container.Config{
@@ -154,38 +146,17 @@ func (m *Merger) imageConfig(ctx context.Context, img *spec.Image) (*container.C
 			}
 		}
 	}
-	if m.Images != nil && img.ID != "" {
-		hc, err := m.healthcheck(ctx, img.ID)
-		if err != nil {
-			return nil, err
+	if hc := oc.Healthcheck; hc != nil {
+		ic.Healthcheck = &container.HealthConfig{
+			Test:          append([]string(nil), hc.Test...),
+			Interval:      hc.Interval,
+			Timeout:       hc.Timeout,
+			StartPeriod:   hc.StartPeriod,
+			StartInterval: hc.StartInterval,
+			Retries:       hc.Retries,
 		}
-		ic.Healthcheck = hc
 	}
 	return ic, nil
-}
-
-func (m *Merger) healthcheck(ctx context.Context, id string) (*container.HealthConfig, error) {
-	rc, err := m.Images.OpenBlob(ctx, id)
-	if err != nil {
-		if errdefs.IsNotFound(err) {
-			return nil, nil
-		}
-		err = fmt.Errorf("merge: image config %s: %w", id, err)
-		if errdefs.ClassOf(err) == errdefs.Unknown {
-			err = errdefs.Internal(err)
-		}
-		return nil, err
-	}
-	defer rc.Close()
-	var doc struct {
-		Config struct {
-			Healthcheck *container.HealthConfig
-		} `json:"config"`
-	}
-	if err := json.NewDecoder(io.LimitReader(rc, 32<<20)).Decode(&doc); err != nil {
-		return nil, errdefs.Internal(fmt.Errorf("merge: image config %s: %w", id, err))
-	}
-	return doc.Config.Healthcheck, nil
 }
 
 // merge fills user from image with moby's rules. Everything it takes from image is copied.
