@@ -90,6 +90,9 @@ type Engine struct {
 
 	runs   sync.WaitGroup
 	closed atomic.Bool
+
+	// opened is what the recovery at Open did.
+	opened RecoverReport
 }
 
 // Open opens (creating it if needed) the state root, builds the pipeline and finishes the
@@ -154,13 +157,18 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e.snap.Store(snap)
-	if rep, err := e.Recover(ctx); err != nil {
-		e.log.Error("recovery left runs behind", "error", err, "recovered", len(rep.Recovered))
+	rep, err := e.Recover(ctx)
+	if err != nil {
+		e.log.Error("recovery left runs behind; slipway recover retries them", "error", err, "recovered", len(rep.Recovered))
 	} else if len(rep.Recovered) > 0 {
 		e.log.Info("recovered half-done runs", "runs", len(rep.Recovered))
 	}
+	e.opened = rep
 	return e, nil
 }
+
+// OpenRecovery returns what the recovery at Open did.
+func (e *Engine) OpenRecovery() RecoverReport { return e.opened }
 
 // Root returns the state root.
 func (e *Engine) Root() string { return e.root }

@@ -238,13 +238,16 @@ func (a *app) recoverCmd() *cobra.Command {
 			// Open already recovers what a dead process left; Recover retries what failed since.
 			return a.withEngine(cmd, func(ctx context.Context, e *core.Engine) error {
 				rep, err := e.Recover(ctx)
-				for _, id := range rep.Recovered {
+				recovered := append(e.OpenRecovery().Recovered, rep.Recovered...)
+				for _, id := range recovered {
 					fmt.Fprintf(a.stdout, "recovered %s\n", id)
 				}
 				if err != nil {
 					return err
 				}
-				fmt.Fprintln(a.stdout, "nothing left to recover")
+				if len(recovered) == 0 {
+					fmt.Fprintln(a.stdout, "nothing to recover")
+				}
 				return nil
 			})
 		},

@@ -160,7 +160,10 @@ func TestCrashAtEveryStage(t *testing.T) {
 		t.Run(strings.ReplaceAll(tc.point, ":", "_"), func(t *testing.T) {
 			root, base := newRoot(t)
 			killAt(t, root, tc.point, createArgs...)
-			cli(t, root, "recover")
+			out := cli(t, root, "recover")
+			if !tc.survives && !strings.Contains(out, "recovered ") {
+				t.Errorf("recover did not report the half-done run: %q", out)
+			}
 			want := 0
 			if tc.survives {
 				want = 1
