@@ -507,6 +507,9 @@ func (l *Layerer) Sweep(ctx context.Context) error {
 			}
 			return nil
 		})
+		if cerrdefs.IsNotFound(err) {
+			continue // a new store: nothing was ever made in it
+		}
 		if err != nil {
 			errs = append(errs, classify(err, "list %s snapshots", d.name))
 			continue
