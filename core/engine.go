@@ -91,6 +91,9 @@ type Engine struct {
 	runs   sync.WaitGroup
 	closed atomic.Bool
 
+	// reloadMu makes reloads one at a time.
+	reloadMu sync.Mutex
+
 	// opened is what the recovery at Open did.
 	opened RecoverReport
 }
@@ -179,7 +182,38 @@ func (e *Engine) Images() ImageService { return e.images }
 // Env returns the environment implementations are built with.
 func (e *Engine) Env() Env { return e.env }
 
-// build makes a snapshot from p, building each implementation once per name.
+// Reload builds a snapshot of p beside the current one and swaps it in atomically. Runs in
+// flight finish on the snapshot they started with; new runs use the new one. Nothing of the
+// old snapshot is closed or changed: its implementations stay built, so containers created
+// with them are removed with them. A pipeline that does not validate or build leaves the
+// current snapshot in force.
+func (e *Engine) Reload(ctx context.Context, p *Pipeline) error {
+	if err := e.enter(); err != nil {
+		return err
+	}
+	defer e.runs.Done()
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	old := e.snap.Load()
+	merged := *p
+	// The replaced implementations stay known, for removing the containers they made.
+	merged.Known = append(append([]Impl(nil), p.Known...), old.pipeline.Known...)
+	for _, impl := range old.pipeline.Stages {
+		merged.Known = append(merged.Known, impl)
+	}
+	snap, err := e.build(ctx, merged)
+	if err != nil {
+		return err
+	}
+	e.snap.Store(snap)
+	e.log.Info("pipeline reloaded", "implementations", fmt.Sprint(snap.names))
+	return nil
+}
+
+// build makes a snapshot from p, building each implementation once per key.
 func (e *Engine) build(ctx context.Context, p Pipeline) (*snapshot, error) {
 	s := &snapshot{pipeline: p, names: map[spec.Stage]string{}, before: map[spec.Stage][]checkAt{}, after: map[spec.Stage][]checkAt{}}
 	for _, st := range spec.Stages {
@@ -188,7 +222,7 @@ func (e *Engine) build(ctx context.Context, p Pipeline) (*snapshot, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.names[st] = impl.Name
+		s.names[st] = impl.Key()
 		switch st {
 		case spec.StageVerify:
 			s.verify = v.(Verifier)
@@ -224,7 +258,7 @@ func (e *Engine) build(ctx context.Context, p Pipeline) (*snapshot, error) {
 
 // instance returns the built implementation impl, building it on first use.
 func (e *Engine) instance(ctx context.Context, impl Impl) (any, error) {
-	key := string(impl.Stage) + "/" + impl.Name
+	key := string(impl.Stage) + "/" + impl.Key()
 	e.instMu.Lock()
 	defer e.instMu.Unlock()
 	if v, ok := e.insts[key]; ok {
@@ -254,7 +288,7 @@ func (e *Engine) undoerFor(ctx context.Context, st spec.Stage, name string) (Und
 	if !ok {
 		var impl *Impl
 		for _, k := range snap.pipeline.Known {
-			if k.Stage == st && k.Name == name {
+			if k.Stage == st && k.Key() == name {
 				impl = &k
 				break
 			}

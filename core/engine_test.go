@@ -288,3 +288,52 @@ func TestStateSurvivesReopen(t *testing.T) {
 		t.Errorf("name after reopen: %v, want Conflict", err)
 	}
 }
+
+// TestReload swaps the network stage while creates are in flight: runs finish on the
+// snapshot they started with, and containers are removed with the implementation that
+// created them.
+func TestReload(t *testing.T) {
+	e, j := openFake(t)
+	ctx := context.Background()
+	first, err := e.Create(ctx, req("before"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := j.Pipeline()
+	j2 := coretest.NewJournal()
+	next := p.With(core.Impl{Stage: spec.StageNetwork, Name: "fake", Config: "v2", New: j2.Pipeline().Stages[spec.StageNetwork].New})
+	if err := e.Reload(ctx, &next); err != nil {
+		t.Fatal(err)
+	}
+	second, err := e.Create(ctx, req("after"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := j2.Calls(); len(got) != 1 || got[0] != "network" {
+		t.Errorf("new network stage calls = %v, want one network call", got)
+	}
+	rec, _ := e.Record(ctx, second.ID)
+	if rec.Implementations[spec.StageNetwork] != "fake@v2" {
+		t.Errorf("recorded network implementation %q, want fake@v2", rec.Implementations[spec.StageNetwork])
+	}
+	// The first container is removed with the old network stage, the second with the new.
+	if err := e.Remove(ctx, first.ID, core.RemoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Remove(ctx, second.ID, core.RemoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if left := append(j.Leftovers(), j2.Leftovers()...); len(left) != 0 {
+		t.Errorf("leftovers: %v", left)
+	}
+	if c := j2.Calls(); c[len(c)-1] != "undo:network" {
+		t.Errorf("new stage calls = %v, want its undo last", c)
+	}
+	bad := core.Pipeline{}
+	if err := e.Reload(ctx, &bad); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("reload with an invalid pipeline: %v", err)
+	}
+	if _, err := e.Create(ctx, req("still")); err != nil {
+		t.Errorf("create after a refused reload: %v", err)
+	}
+}

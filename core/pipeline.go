@@ -15,7 +15,19 @@ import (
 type Impl struct {
 	Stage spec.Stage
 	Name  string
-	New   func(ctx context.Context, env Env) (any, error)
+	// Config identifies the implementation's configuration (a digest of it, say); empty for
+	// an implementation without one. Implementations with the same Name and different Config
+	// are different implementations: each is built on its own and recorded as "Name@Config".
+	Config string
+	New    func(ctx context.Context, env Env) (any, error)
+}
+
+// Key is the name recorded in containers: Name, or Name@Config when Config is set.
+func (i Impl) Key() string {
+	if i.Config == "" {
+		return i.Name
+	}
+	return i.Name + "@" + i.Config
 }
 
 // CheckStep places a check before or after a stage. Exactly one of Before and After is set.
@@ -78,7 +90,7 @@ func (p Pipeline) With(impl Impl) Pipeline {
 	for k, v := range p.Stages {
 		stages[k] = v
 	}
-	if old, ok := stages[impl.Stage]; ok && old.Name != impl.Name {
+	if old, ok := stages[impl.Stage]; ok && old.Key() != impl.Key() {
 		p.Known = append(append([]Impl(nil), p.Known...), old)
 	}
 	stages[impl.Stage] = impl
