@@ -103,7 +103,11 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("created %s %s on %s with address %s\n", got.Name, got.ID[:12], got.HostConfig.NetworkMode, got.NetworkSettings.Networks["listnet"].IPAddress)
+	ep, ok := got.NetworkSettings.Networks["listnet"]
+	if !ok {
+		log.Fatalf("container %s has no listnet endpoint: the custom network stage did not run", got.ID)
+	}
+	fmt.Printf("created %s %s with address %s from the custom network stage\n", got.Name, got.ID[:12], ep.IPAddress)
 	if err := eng.Remove(ctx, resp.ID, core.RemoveOptions{}); err != nil {
 		log.Fatal(err)
 	}
