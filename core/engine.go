@@ -148,6 +148,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	e.env = Env{Root: root, DB: db, Logger: opts.Logger, Host: hostView{e}, Store: e.st}
 	if opts.Images != nil {
 		if e.images, err = opts.Images(ctx, e.env); err != nil {
+			jdb.Close()
 			db.Close()
 			return nil, fmt.Errorf("image store: %w", err)
 		}
@@ -156,6 +157,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	snap, err := e.build(ctx, *opts.Pipeline)
 	if err != nil {
 		e.closeInstances()
+		jdb.Close()
 		db.Close()
 		return nil, err
 	}
