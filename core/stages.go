@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"io"
+	"sync"
 
 	"github.com/hashicorp/go-hclog"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -155,6 +156,35 @@ type Env struct {
 	// Store is the engine's registry of names and records, which the register stage
 	// commits to.
 	Store Store
+	// Shared holds state that every instance of an implementation in one engine must share
+	// (the IPAM's lease table, say): a reload builds new instances beside the old ones, and
+	// both serve runs for a while.
+	Shared *Shared
+}
+
+// Shared is a set of engine-wide values, each made once on first use.
+type Shared struct {
+	mu sync.Mutex
+	m  map[string]any
+}
+
+// Get returns the value for key, making it with make on first use. Keys are namespaced by
+// the implementation ("ipam/leases").
+func (s *Shared) Get(key string, make func() (any, error)) (any, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if v, ok := s.m[key]; ok {
+		return v, nil
+	}
+	v, err := make()
+	if err != nil {
+		return nil, err
+	}
+	if s.m == nil {
+		s.m = map[string]any{}
+	}
+	s.m[key] = v
+	return v, nil
 }
 
 // Mounter is implemented by layer stages that can mount a container's root filesystem on

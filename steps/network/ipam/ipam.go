@@ -63,43 +63,116 @@ func DefaultConfig() Config {
 // Impl returns the built-in network stage with cfg (DefaultConfig when it lists no network).
 func Impl(cfg Config) core.Impl {
 	return core.Impl{Stage: spec.StageNetwork, Name: Name, New: func(ctx context.Context, env core.Env) (any, error) {
-		return New(ctx, cfg, env.Host, env.Logger)
+		var t *leaseTable
+		if env.Shared != nil {
+			v, err := env.Shared.Get("ipam/leases", func() (any, error) { return loadLeases(ctx, env.Host, env.Logger) })
+			if err != nil {
+				return nil, err
+			}
+			t = v.(*leaseTable)
+		}
+		return newAllocator(ctx, cfg, env.Host, env.Logger, t)
 	}}
 }
 
 type pool struct {
 	Network
 	id   string
-	used map[netip.Addr]string // address -> container ID
 	next netip.Addr
+}
+
+// leaseTable is who holds which address, by network name. One table serves every instance
+// of the stage in an engine (core.Env.Shared), so that the instances of an old and a new
+// pipeline snapshot, both serving runs after a reload, never give out one address twice.
+type leaseTable struct {
+	mu   sync.Mutex
+	used map[string]map[netip.Addr]string // network -> address -> container ID
+	byID map[string][]lease               // container ID -> its addresses
+}
+
+type lease struct {
+	network string
+	addr    netip.Addr
+}
+
+func (t *leaseTable) owner(network string, addr netip.Addr) (string, bool) {
+	id, ok := t.used[network][addr]
+	return id, ok
+}
+
+func (t *leaseTable) take(network string, addr netip.Addr, id string) {
+	if t.used[network] == nil {
+		t.used[network] = map[netip.Addr]string{}
+	}
+	t.used[network][addr] = id
+	t.byID[id] = append(t.byID[id], lease{network, addr})
+}
+
+// loadLeases rebuilds the table from the addresses recorded in the registered containers.
+func loadLeases(ctx context.Context, host core.Host, log hclog.Logger) (*leaseTable, error) {
+	t := &leaseTable{used: map[string]map[netip.Addr]string{}, byID: map[string][]lease{}}
+	if host == nil {
+		return t, nil
+	}
+	recs, err := host.Containers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range recs {
+		if r.Network == nil {
+			continue
+		}
+		for name, ep := range r.Network.Networks {
+			if ep == nil {
+				continue
+			}
+			for _, ad := range []netip.Addr{ep.IPAddress, ep.GlobalIPv6Address} {
+				if !ad.IsValid() {
+					continue
+				}
+				if owner, taken := t.owner(name, ad); taken && owner != r.ID {
+					if log != nil {
+						log.Warn("address recorded for two containers", "network", name, "address", ad, "containers", owner+","+r.ID)
+					}
+					continue
+				}
+				t.take(name, ad, r.ID)
+			}
+		}
+	}
+	return t, nil
 }
 
 // Allocator is the built-in network stage.
 type Allocator struct {
-	host core.Host
-	log  hclog.Logger
-
-	mu     sync.Mutex
-	pools  map[string]*pool
-	leases map[string][]lease // container ID -> its addresses
-}
-
-type lease struct {
-	pool *pool
-	addr netip.Addr
+	host  core.Host
+	log   hclog.Logger
+	pools map[string]*pool
+	t     *leaseTable
 }
 
 var _ core.Networker = (*Allocator)(nil)
 
-// New builds the stage and rebuilds its leases from the registered containers.
+// New builds a stage with a lease table of its own, rebuilt from the registered containers.
+// Within an engine, Impl shares one table between all instances instead.
 func New(ctx context.Context, cfg Config, host core.Host, log hclog.Logger) (*Allocator, error) {
+	return newAllocator(ctx, cfg, host, log, nil)
+}
+
+func newAllocator(ctx context.Context, cfg Config, host core.Host, log hclog.Logger, t *leaseTable) (*Allocator, error) {
 	if len(cfg.Networks) == 0 {
 		cfg = DefaultConfig()
 	}
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	a := &Allocator{host: host, log: log, pools: map[string]*pool{}, leases: map[string][]lease{}}
+	if t == nil {
+		var err error
+		if t, err = loadLeases(ctx, host, log); err != nil {
+			return nil, err
+		}
+	}
+	a := &Allocator{host: host, log: log, pools: map[string]*pool{}, t: t}
 	for _, n := range cfg.Networks {
 		if err := checkNetwork(n); err != nil {
 			return nil, err
@@ -108,35 +181,7 @@ func New(ctx context.Context, cfg Config, host core.Host, log hclog.Logger) (*Al
 			return nil, errdefs.InvalidArgument(fmt.Errorf("network %q is configured twice", n.Name))
 		}
 		sum := sha256.Sum256([]byte("slipway-network:" + n.Name))
-		a.pools[n.Name] = &pool{Network: n, id: hex.EncodeToString(sum[:]), used: map[netip.Addr]string{}, next: n.Subnet.Masked().Addr().Next()}
-	}
-	if host != nil {
-		recs, err := host.Containers(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range recs {
-			if r.Network == nil {
-				continue
-			}
-			for name, ep := range r.Network.Networks {
-				p := a.pools[name]
-				if p == nil || ep == nil {
-					continue
-				}
-				for _, ad := range []netip.Addr{ep.IPAddress, ep.GlobalIPv6Address} {
-					if !ad.IsValid() {
-						continue
-					}
-					if owner, taken := p.used[ad]; taken && owner != r.ID {
-						a.log.Warn("address recorded for two containers", "network", name, "address", ad, "containers", owner+","+r.ID)
-						continue
-					}
-					p.used[ad] = r.ID
-					a.leases[r.ID] = append(a.leases[r.ID], lease{p, ad})
-				}
-			}
-		}
+		a.pools[n.Name] = &pool{Network: n, id: hex.EncodeToString(sum[:]), next: n.Subnet.Masked().Addr().Next()}
 	}
 	return a, nil
 }
@@ -214,8 +259,8 @@ func (a *Allocator) ConfigureNetwork(ctx context.Context, rec *spec.Record) (*sp
 	if len(eps) == 0 {
 		eps = map[string]*network.EndpointSettings{mode: nil}
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.t.mu.Lock()
+	defer a.t.mu.Unlock()
 	for name, ep := range eps {
 		if name == "default" {
 			name = "bridge"
@@ -233,7 +278,7 @@ func (a *Allocator) ConfigureNetwork(ctx context.Context, rec *spec.Record) (*sp
 	return out, nil
 }
 
-// lease takes the addresses of one endpoint; the caller holds a.mu.
+// lease takes the addresses of one endpoint; the caller holds a.t.mu.
 func (a *Allocator) lease(id string, p *pool, ep *network.EndpointSettings) (*network.EndpointSettings, error) {
 	s := &network.EndpointSettings{}
 	if ep != nil {
@@ -287,11 +332,13 @@ func (a *Allocator) take(id string, p *pool, subnet netip.Prefix, gw, addr netip
 	if addr == subnet.Masked().Addr() || addr == gw || (addr.Is4() && addr == lastAddr(subnet)) {
 		return errdefs.InvalidArgument(fmt.Errorf("address %s is reserved on network %s", addr, p.Name))
 	}
-	if owner, taken := p.used[addr]; taken && owner != id {
+	if owner, taken := a.t.owner(p.Name, addr); taken {
+		if owner == id {
+			return nil
+		}
 		return errdefs.Conflict(fmt.Errorf("Address already in use: %s on network %s is leased to container %s", addr, p.Name, owner))
 	}
-	p.used[addr] = id
-	a.leases[id] = append(a.leases[id], lease{p, addr})
+	a.t.take(p.Name, addr, id)
 	return nil
 }
 
@@ -306,9 +353,8 @@ func (a *Allocator) next(id string, p *pool) (netip.Addr, error) {
 			ad = first
 		}
 		if ad != p.Gateway {
-			if _, taken := p.used[ad]; !taken {
-				p.used[ad] = id
-				a.leases[id] = append(a.leases[id], lease{p, ad})
+			if _, taken := a.t.owner(p.Name, ad); !taken {
+				a.t.take(p.Name, ad, id)
 				p.next = ad.Next()
 				return ad, nil
 			}
@@ -328,24 +374,24 @@ func lastAddr(p netip.Prefix) netip.Addr {
 
 // Undo releases every address leased to rec.ID.
 func (a *Allocator) Undo(ctx context.Context, rec *spec.Record) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for _, l := range a.leases[rec.ID] {
-		if l.pool.used[l.addr] == rec.ID {
-			delete(l.pool.used, l.addr)
+	a.t.mu.Lock()
+	defer a.t.mu.Unlock()
+	for _, l := range a.t.byID[rec.ID] {
+		if a.t.used[l.network][l.addr] == rec.ID {
+			delete(a.t.used[l.network], l.addr)
 		}
 	}
-	delete(a.leases, rec.ID)
+	delete(a.t.byID, rec.ID)
 	return nil
 }
 
 // Leases returns the number of addresses leased on each network.
 func (a *Allocator) Leases() map[string]int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
+	a.t.mu.Lock()
+	defer a.t.mu.Unlock()
 	out := map[string]int{}
-	for name, p := range a.pools {
-		out[name] = len(p.used)
+	for name := range a.pools {
+		out[name] = len(a.t.used[name])
 	}
 	return out
 }

@@ -173,3 +173,32 @@ func TestLeasesRebuiltFromRecords(t *testing.T) {
 		t.Fatalf("static address of a registered container: %v, want Conflict", err)
 	}
 }
+
+// TestInstancesShareLeases builds two instances in one engine, as a reload does, and checks
+// that they never give out the same address.
+func TestInstancesShareLeases(t *testing.T) {
+	env, _ := coretest.NewEnv(t)
+	small := ipam.Config{Networks: []ipam.Network{{Name: "slipway", Subnet: netip.MustParsePrefix("172.30.0.0/29"), Gateway: netip.MustParseAddr("172.30.0.1"), UserDefined: true}}}
+	oldImpl := ipam.Impl(ipam.Config{})
+	newImpl := ipam.Impl(small)
+	newImpl.Config = "small"
+	a := coretest.Build[*ipam.Allocator](t, env, oldImpl)
+	b := coretest.Build[*ipam.Allocator](t, env, newImpl)
+	seen := map[netip.Addr]bool{}
+	for i := 0; i < 3; i++ {
+		for _, n := range []*ipam.Allocator{a, b} {
+			got, err := n.ConfigureNetwork(t.Context(), record("slipway", nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ip := got.Networks["slipway"].IPAddress
+			if seen[ip] {
+				t.Fatalf("address %s given out twice by two instances", ip)
+			}
+			seen[ip] = true
+		}
+	}
+	if _, err := b.ConfigureNetwork(t.Context(), record("slipway", static("slipway", "172.30.0.2"))); !errdefs.IsConflict(err) {
+		t.Fatalf("static address the other instance gave out: %v, want Conflict", err)
+	}
+}
