@@ -8,8 +8,13 @@ import (
 
 // TestDependencyDirection fails when package core (or anything it imports) depends on the
 // transports, the configuration language or the implementations built on top of it.
+// core/hclconfig is the one package under core that may use HCL; it is not checked.
 func TestDependencyDirection(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", "github.com/slipwayhq/slipway/core/...").CombinedOutput()
+	out, err := exec.Command("go", "list", "-deps",
+		"github.com/slipwayhq/slipway/core",
+		"github.com/slipwayhq/slipway/core/spec",
+		"github.com/slipwayhq/slipway/core/errdefs",
+		"github.com/slipwayhq/slipway/core/coretest").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go list: %v\n%s", err, out)
 	}
