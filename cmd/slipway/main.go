@@ -93,7 +93,8 @@ func (a *app) command() *cobra.Command {
 	root.PersistentFlags().StringVar(&a.snapshotter, "snapshotter", "auto", "snapshotter: auto, overlayfs or native")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(a.createCmd(), a.lsCmd(), a.inspectCmd(), a.rmCmd(), a.mountCmd(), a.umountCmd(),
-		a.recoverCmd(), a.eventsCmd(), a.imageCmd(), a.versionCmd())
+		a.recoverCmd(), a.eventsCmd(), a.imageCmd(), a.versionCmd(),
+		a.serveCmd())
 	return root
 }
 
