@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -430,6 +431,13 @@ type ListOptions struct {
 // List returns the containers, newest first, in the shape of docker ps.
 func (e *Engine) List(ctx context.Context, opts ListOptions) ([]container.Summary, error) {
 	recs := e.st.all()
+	// Newest first, to the nanosecond: many containers are created within one second.
+	sort.Slice(recs, func(i, j int) bool {
+		if !recs[i].Created.Equal(recs[j].Created) {
+			return recs[i].Created.After(recs[j].Created)
+		}
+		return recs[i].ID < recs[j].ID
+	})
 	out := make([]container.Summary, 0, len(recs))
 	for _, r := range recs {
 		if r.State == "dead" && !opts.All {
@@ -437,7 +445,6 @@ func (e *Engine) List(ctx context.Context, opts ListOptions) ([]container.Summar
 		}
 		out = append(out, summaryOf(r))
 	}
-	sortSummaries(out)
 	if opts.All {
 		runs, err := e.st.runs()
 		if err != nil {

@@ -337,3 +337,24 @@ func TestReload(t *testing.T) {
 		t.Errorf("create after a refused reload: %v", err)
 	}
 }
+
+func TestListNewestFirst(t *testing.T) {
+	e, _ := openFake(t)
+	var ids []string
+	for i := 0; i < 5; i++ {
+		r, err := e.Create(context.Background(), req(fmt.Sprintf("n%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.ID)
+	}
+	list, err := e.List(context.Background(), core.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range list {
+		if c.ID != ids[len(ids)-1-i] {
+			t.Fatalf("list[%d] = %s (%v), want %s: newest first", i, c.Names, c.Created, ids[len(ids)-1-i])
+		}
+	}
+}

@@ -1,7 +1,6 @@
 package core
 
 import (
-	"sort"
 	"strings"
 	"time"
 
@@ -107,13 +106,4 @@ func summaryOf(rec *spec.Record) container.Summary {
 		s.NetworkSettings = &container.NetworkSettingsSummary{Networks: n.Networks}
 	}
 	return s
-}
-
-func sortSummaries(s []container.Summary) {
-	sort.Slice(s, func(i, j int) bool {
-		if s[i].Created != s[j].Created {
-			return s[i].Created > s[j].Created
-		}
-		return s[i].ID < s[j].ID
-	})
 }
