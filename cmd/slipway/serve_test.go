@@ -217,7 +217,7 @@ func TestServeDockerCLI(t *testing.T) {
 	s.fails(t, 125, `invalid empty volume spec`, "create", "-v", "", testImage)
 	s.fails(t, 125, `invalid argument "=foo" for "-e, --env" flag: invalid environment variable: =foo`, "create", "-e", "=foo", testImage)
 	s.fails(t, 1, `^Error response from daemon: invalid CPU shares \(-1\): value must be a positive integer\n$`, "create", "--cpu-shares", "-1", testImage)
-	s.fails(t, 1, `^Error response from daemon: user specified IP address is supported only when connecting to networks with user configured subnets\n$`, "create", "--ip", "172.17.0.9", testImage)
+	s.fails(t, 1, `^Error response from daemon: user specified IP address is supported on user defined networks only\n$`, "create", "--ip", "172.17.0.9", testImage)
 	s.fails(t, 1, `Error response from daemon: Invalid container name \(-x\), only \[a-zA-Z0-9\]\[a-zA-Z0-9_\.-\] are allowed`, "create", "--name", "-x", testImage)
 	s.fails(t, 1, `^Error: No such object: nosuch\n$`, "inspect", "nosuch")
 	s.fails(t, 1, `^Error response from daemon: conflict: unable to remove repository reference "example\.com/app:1" \(must force\) - container [0-9a-f]{12} is using its referenced image [0-9a-f]{12}\n$`, "image", "rm", testImage)

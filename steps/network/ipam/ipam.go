@@ -291,8 +291,9 @@ func (a *Allocator) lease(id string, p *pool, ep *network.EndpointSettings) (*ne
 	if s.IPAMConfig != nil {
 		want4, want6 = s.IPAMConfig.IPv4Address, s.IPAMConfig.IPv6Address
 	}
+	// moby refuses static addresses on the predefined networks with this text.
 	if (want4.IsValid() || want6.IsValid()) && !p.UserDefined {
-		return nil, errdefs.InvalidArgument(fmt.Errorf("user specified IP address is supported only when connecting to networks with user configured subnets"))
+		return nil, errdefs.InvalidArgument(fmt.Errorf("user specified IP address is supported on user defined networks only"))
 	}
 	s.NetworkID = p.id
 	s.IPPrefixLen = p.Subnet.Bits()

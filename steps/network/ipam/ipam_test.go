@@ -63,7 +63,7 @@ func TestConfigure(t *testing.T) {
 		{name: "user network", rec: record("slipway", nil), wantNet: "slipway", wantIP: "172.30.0.2"},
 		{name: "static on user network", rec: record("slipway", static("slipway", "172.30.9.9")), wantNet: "slipway", wantIP: "172.30.9.9"},
 		{name: "static on bridge", rec: record("bridge", static("bridge", "172.17.9.9")), class: errdefs.InvalidArgumentClass,
-			errText: "user specified IP address is supported only when connecting to networks with user configured subnets"},
+			errText: "user specified IP address is supported on user defined networks only"},
 		{name: "static outside subnet", rec: record("slipway", static("slipway", "10.0.0.1")), class: errdefs.InvalidArgumentClass,
 			errText: "no configured subnet or ip-range contain the IP address 10.0.0.1"},
 		{name: "static gateway", rec: record("slipway", static("slipway", "172.30.0.1")), class: errdefs.InvalidArgumentClass,
