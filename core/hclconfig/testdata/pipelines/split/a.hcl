@@ -1,0 +1,5 @@
+state_root = "/var/lib/slipway-test"
+
+locals {
+  subnet = env("SLIPWAY_TEST_SUBNET")
+}
