@@ -1,0 +1,301 @@
+package hostapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"google.golang.org/grpc"
+
+	"github.com/slipwayhq/slipway/core"
+	"github.com/slipwayhq/slipway/core/errdefs"
+	"github.com/slipwayhq/slipway/core/spec"
+	"github.com/slipwayhq/slipway/hostapi/pluginpb"
+)
+
+// StageCheck is the name under which a plugin serves a check step.
+const StageCheck = "check"
+
+// Stages are the stage implementations a plugin serves; nil ones are not served.
+type Stages struct {
+	Verify   core.Verifier
+	Image    core.ImageResolver
+	Merge    core.Merger
+	Security core.Securer
+	Network  core.Networker
+	Layer    core.Layerer
+	Mkdir    core.DirMaker
+	Register core.Registrar
+	Check    core.Checker
+}
+
+// Names lists the stages served, in pipeline order, then "check".
+func (s Stages) Names() []string {
+	set := map[spec.Stage]bool{
+		spec.StageVerify: s.Verify != nil, spec.StageImage: s.Image != nil, spec.StageMerge: s.Merge != nil,
+		spec.StageSecurity: s.Security != nil, spec.StageNetwork: s.Network != nil, spec.StageLayer: s.Layer != nil,
+		spec.StageMkdir: s.Mkdir != nil, spec.StageRegister: s.Register != nil,
+	}
+	var out []string
+	for _, st := range spec.Stages {
+		if set[st] {
+			out = append(out, string(st))
+		}
+	}
+	if s.Check != nil {
+		out = append(out, StageCheck)
+	}
+	return out
+}
+
+// Backend is what a plugin process serves; plugins/sdk implements it.
+type Backend interface {
+	Describe(ctx context.Context) (*pluginpb.DescribeResponse, error)
+	// Configure decodes and applies the config (a JSON object).
+	Configure(ctx context.Context, config []byte) error
+	// Ready returns nil once stage calls may run (after Configure).
+	Ready() error
+	Stages() Stages
+}
+
+// Register registers the Plugin service and the service of every stage b serves on s.
+func Register(s *grpc.Server, b Backend) {
+	pluginpb.RegisterPluginServer(s, pluginServer{b: b})
+	st := b.Stages()
+	if st.Verify != nil {
+		pluginpb.RegisterVerifyServer(s, verifyServer{b: b, s: st.Verify})
+	}
+	if st.Image != nil {
+		pluginpb.RegisterImageServer(s, imageServer{b: b, s: st.Image})
+	}
+	if st.Merge != nil {
+		pluginpb.RegisterMergeServer(s, mergeServer{b: b, s: st.Merge})
+	}
+	if st.Security != nil {
+		pluginpb.RegisterSecurityServer(s, securityServer{b: b, s: st.Security})
+	}
+	if st.Network != nil {
+		pluginpb.RegisterNetworkServer(s, networkServer{b: b, s: st.Network})
+	}
+	if st.Layer != nil {
+		pluginpb.RegisterLayerServer(s, layerServer{b: b, s: st.Layer})
+	}
+	if st.Mkdir != nil {
+		pluginpb.RegisterMkdirServer(s, mkdirServer{b: b, s: st.Mkdir})
+	}
+	if st.Register != nil {
+		pluginpb.RegisterRegisterServer(s, registerServer{b: b, s: st.Register})
+	}
+	if st.Check != nil {
+		pluginpb.RegisterCheckServer(s, checkServer{b: b, s: st.Check})
+	}
+}
+
+type pluginServer struct {
+	pluginpb.UnimplementedPluginServer
+	b Backend
+}
+
+func (p pluginServer) Describe(ctx context.Context, _ *pluginpb.DescribeRequest) (*pluginpb.DescribeResponse, error) {
+	d, err := p.b.Describe(ctx)
+	return d, ToStatus(err)
+}
+
+func (p pluginServer) Configure(ctx context.Context, req *pluginpb.ConfigureRequest) (*pluginpb.ConfigureResponse, error) {
+	if err := p.b.Configure(ctx, req.GetConfig()); err != nil {
+		return nil, ToStatus(err)
+	}
+	return &pluginpb.ConfigureResponse{}, nil
+}
+
+// record decodes the record of a request once the backend is ready.
+func record(b Backend, req *pluginpb.RecordRequest) (*spec.Record, error) {
+	if err := b.Ready(); err != nil {
+		return nil, err
+	}
+	var rec spec.Record
+	if err := json.Unmarshal(req.GetRecord(), &rec); err != nil {
+		return nil, errdefs.InvalidArgument(fmt.Errorf("hostapi: decode record: %w", err))
+	}
+	return &rec, nil
+}
+
+// output runs a stage call on the request's record and encodes its output.
+func output[T any](b Backend, req *pluginpb.RecordRequest, call func(*spec.Record) (T, error)) (*pluginpb.OutputResponse, error) {
+	rec, err := record(b, req)
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	out, err := call(rec)
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	body, err := json.Marshal(out)
+	if err != nil {
+		return nil, ToStatus(errdefs.Internal(fmt.Errorf("hostapi: encode output: %w", err)))
+	}
+	return &pluginpb.OutputResponse{Output: body}, nil
+}
+
+func undo(ctx context.Context, b Backend, u core.Undoer, req *pluginpb.RecordRequest) (*pluginpb.UndoResponse, error) {
+	rec, err := record(b, req)
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	if err := u.Undo(ctx, rec); err != nil {
+		return nil, ToStatus(err)
+	}
+	return &pluginpb.UndoResponse{}, nil
+}
+
+type verifyServer struct {
+	pluginpb.UnimplementedVerifyServer
+	b Backend
+	s core.Verifier
+}
+
+func (v verifyServer) Verify(ctx context.Context, req *pluginpb.VerifyRequest) (*pluginpb.OutputResponse, error) {
+	if err := v.b.Ready(); err != nil {
+		return nil, ToStatus(err)
+	}
+	var cr spec.CreateRequest
+	if err := json.Unmarshal(req.GetRequest(), &cr); err != nil {
+		return nil, ToStatus(errdefs.InvalidArgument(fmt.Errorf("hostapi: decode request: %w", err)))
+	}
+	out, err := v.s.Verify(ctx, &cr)
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	body, err := json.Marshal(out)
+	if err != nil {
+		return nil, ToStatus(errdefs.Internal(fmt.Errorf("hostapi: encode output: %w", err)))
+	}
+	return &pluginpb.OutputResponse{Output: body}, nil
+}
+
+type imageServer struct {
+	pluginpb.UnimplementedImageServer
+	b Backend
+	s core.ImageResolver
+}
+
+func (v imageServer) ResolveImage(ctx context.Context, req *pluginpb.RecordRequest) (*pluginpb.OutputResponse, error) {
+	return output(v.b, req, func(r *spec.Record) (*spec.Image, error) { return v.s.ResolveImage(ctx, r) })
+}
+
+type mergeServer struct {
+	pluginpb.UnimplementedMergeServer
+	b Backend
+	s core.Merger
+}
+
+func (v mergeServer) Merge(ctx context.Context, req *pluginpb.RecordRequest) (*pluginpb.OutputResponse, error) {
+	return output(v.b, req, func(r *spec.Record) (*spec.Merged, error) { return v.s.Merge(ctx, r) })
+}
+
+type securityServer struct {
+	pluginpb.UnimplementedSecurityServer
+	b Backend
+	s core.Securer
+}
+
+func (v securityServer) Secure(ctx context.Context, req *pluginpb.RecordRequest) (*pluginpb.OutputResponse, error) {
+	return output(v.b, req, func(r *spec.Record) (*spec.Security, error) { return v.s.Secure(ctx, r) })
+}
+
+func (v securityServer) Undo(ctx context.Context, req *pluginpb.RecordRequest) (*pluginpb.UndoResponse, error) {
+	return undo(ctx, v.b, v.s, req)
+}
+
+type networkServer struct {
+	pluginpb.UnimplementedNetworkServer
+	b Backend
+	s core.Networker
+}
+
+func (v networkServer) ConfigureNetwork(ctx context.Context, req *pluginpb.RecordRequest) (*pluginpb.OutputResponse, error) {
+	return output(v.b, req, func(r *spec.Record) (*spec.Network, error) { return v.s.ConfigureNetwork(ctx, r) })
+}
+
+func (v networkServer) Undo(ctx context.Context, req *pluginpb.RecordRequest) (*pluginpb.UndoResponse, error) {
+	return undo(ctx, v.b, v.s, req)
+}
+
+type layerServer struct {
+	pluginpb.UnimplementedLayerServer
+	b Backend
+	s core.Layerer
+}
+
+func (v layerServer) PrepareRootFS(ctx context.Context, req *pluginpb.RecordRequest) (*pluginpb.OutputResponse, error) {
+	return output(v.b, req, func(r *spec.Record) (*spec.RootFS, error) { return v.s.PrepareRootFS(ctx, r) })
+}
+
+func (v layerServer) Undo(ctx context.Context, req *pluginpb.RecordRequest) (*pluginpb.UndoResponse, error) {
+	return undo(ctx, v.b, v.s, req)
+}
+
+type mkdirServer struct {
+	pluginpb.UnimplementedMkdirServer
+	b Backend
+	s core.DirMaker
+}
+
+func (v mkdirServer) MakeDirs(ctx context.Context, req *pluginpb.RecordRequest) (*pluginpb.OutputResponse, error) {
+	return output(v.b, req, func(r *spec.Record) (*spec.Dirs, error) { return v.s.MakeDirs(ctx, r) })
+}
+
+func (v mkdirServer) Undo(ctx context.Context, req *pluginpb.RecordRequest) (*pluginpb.UndoResponse, error) {
+	return undo(ctx, v.b, v.s, req)
+}
+
+type registerServer struct {
+	pluginpb.UnimplementedRegisterServer
+	b Backend
+	s core.Registrar
+}
+
+func (v registerServer) Reserve(ctx context.Context, req *pluginpb.RecordRequest) (*pluginpb.ReserveResponse, error) {
+	rec, err := record(v.b, req)
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	name, err := v.s.Reserve(ctx, rec)
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	return &pluginpb.ReserveResponse{Name: name}, nil
+}
+
+func (v registerServer) Register(ctx context.Context, req *pluginpb.RecordRequest) (*pluginpb.RegisterResponse, error) {
+	rec, err := record(v.b, req)
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	if err := v.s.Register(ctx, rec); err != nil {
+		return nil, ToStatus(err)
+	}
+	return &pluginpb.RegisterResponse{}, nil
+}
+
+func (v registerServer) Undo(ctx context.Context, req *pluginpb.RecordRequest) (*pluginpb.UndoResponse, error) {
+	return undo(ctx, v.b, v.s, req)
+}
+
+type checkServer struct {
+	pluginpb.UnimplementedCheckServer
+	b Backend
+	s core.Checker
+}
+
+func (v checkServer) Check(ctx context.Context, req *pluginpb.RecordRequest) (*pluginpb.CheckResponse, error) {
+	rec, err := record(v.b, req)
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	w, err := v.s.Check(ctx, rec)
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	return &pluginpb.CheckResponse{Warnings: w}, nil
+}

@@ -1,0 +1,99 @@
+package host_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/moby/moby/api/types/container"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/slipwayhq/slipway/core"
+	"github.com/slipwayhq/slipway/core/spec"
+	"github.com/slipwayhq/slipway/examples/plugins/netfile"
+	"github.com/slipwayhq/slipway/plugins/host"
+	"github.com/slipwayhq/slipway/plugins/host/testdata/noop/noop"
+	"github.com/slipwayhq/slipway/plugins/plugintest"
+	verifymoby "github.com/slipwayhq/slipway/steps/verify/moby"
+)
+
+// benchRecord is a record as the network stage sees it in a real create: a verified
+// request with moby's defaults, an image with three layers and the merged config.
+func benchRecord(b *testing.B) *spec.Record {
+	req := &spec.CreateRequest{Name: "bench", Config: &container.Config{Image: testImage, Cmd: []string{"/bin/app", "-v"},
+		Env: []string{"A=1", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}, Labels: map[string]string{"app": "bench"}},
+		HostConfig: &container.HostConfig{}}
+	v, err := verifymoby.New().Verify(context.Background(), req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	img := &spec.Image{Ref: testImage, Name: "example.com/app:1", ID: "sha256:" + fmt.Sprintf("%064d", 1),
+		Config: dockerspec.DockerOCIImageConfig{ImageConfig: ocispec.ImageConfig{Cmd: []string{"/bin/app"}, Env: []string{"A=1"}}}}
+	for i := 0; i < 3; i++ {
+		d := fmt.Sprintf("sha256:%064d", i+10)
+		img.Layers = append(img.Layers, ocispec.Descriptor{MediaType: ocispec.MediaTypeImageLayerGzip, Digest: digest.Digest("sha256:" + fmt.Sprintf("%064d", i+20)), Size: 1234})
+		img.DiffIDs = append(img.DiffIDs, d)
+	}
+	return &spec.Record{ID: core.NewID(), Name: "bench", Request: v, Image: img,
+		Merged: &spec.Merged{Config: v.Config, HostConfig: v.HostConfig, Path: "/bin/app", Args: []string{"-v"}}}
+}
+
+func benchNetwork(b *testing.B, n core.Networker, undo bool) {
+	rec := benchRecord(b)
+	js, _ := json.Marshal(rec)
+	b.ReportMetric(float64(len(js)), "record-bytes")
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := n.ConfigureNetwork(ctx, rec); err != nil {
+			b.Fatal(err)
+		}
+		if undo {
+			if err := n.Undo(ctx, rec); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+// BenchmarkCall measures one ConfigureNetwork call of a stage that does nothing, in process
+// and through a plugin binary: the difference is what a plugin adds per call.
+func BenchmarkCall(b *testing.B) {
+	b.Run("inprocess", func(b *testing.B) { benchNetwork(b, noop.Net{}, false) })
+	b.Run("plugin", func(b *testing.B) {
+		p, sha := plugintest.Build(b, "github.com/slipwayhq/slipway/plugins/host/testdata/noop")
+		v, err := host.New(context.Background(), spec.StageNetwork, host.PluginRef{Name: "noop", Path: p, SHA256: sha}, hclog.NewNullLogger())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer v.(core.Closer).Close()
+		benchNetwork(b, v.(core.Networker), false)
+	})
+}
+
+// BenchmarkNetfile measures a ConfigureNetwork and its Undo of netfile (lease file without
+// fsync), in process and as a plugin binary.
+func BenchmarkNetfile(b *testing.B) {
+	b.Run("inprocess", func(b *testing.B) {
+		n := netfile.New()
+		n.Config.Dir, n.Config.NoSync = plugintest.TempDir(b), true
+		if err := n.Setup(context.Background(), hclog.NewNullLogger()); err != nil {
+			b.Fatal(err)
+		}
+		benchNetwork(b, n, true)
+	})
+	b.Run("plugin", func(b *testing.B) {
+		p, sha := plugintest.Build(b, netfilePkg)
+		cfg := json.RawMessage(fmt.Sprintf(`{"dir":%q,"no_sync":true}`, plugintest.TempDir(b)))
+		v, err := host.New(context.Background(), spec.StageNetwork, host.PluginRef{Name: "netfile", Path: p, SHA256: sha, Config: cfg}, hclog.NewNullLogger())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer v.(core.Closer).Close()
+		benchNetwork(b, v.(core.Networker), true)
+	})
+}

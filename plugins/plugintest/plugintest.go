@@ -1,0 +1,197 @@
+// Package plugintest runs Slipway stage plugins under test: in memory, through a real
+// go-plugin gRPC connection (go-plugin's TestPluginGRPCConn), and as real binaries built by
+// the test and launched by plugins/host, so that the core/coretest conformance suites can
+// be run against a plugin exactly as against a built-in stage.
+package plugintest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"github.com/moby/moby/api/types/container"
+
+	"github.com/slipwayhq/slipway/core"
+	"github.com/slipwayhq/slipway/core/coretest"
+	"github.com/slipwayhq/slipway/core/spec"
+	"github.com/slipwayhq/slipway/hostapi"
+	"github.com/slipwayhq/slipway/plugins/host"
+	"github.com/slipwayhq/slipway/plugins/sdk"
+)
+
+// Connect serves p in memory over a real go-plugin gRPC connection, configures it with
+// config (nil: {}) and returns the host's client. Everything is closed when the test ends.
+func Connect(t testing.TB, p sdk.Plugin, config json.RawMessage) *hostapi.Client {
+	t.Helper()
+	cl, _ := plugin.TestPluginGRPCConn(t, false, map[string]plugin.Plugin{hostapi.PluginKey: sdk.GRPCPlugin(p, hclog.NewNullLogger())})
+	t.Cleanup(func() { cl.Close() })
+	raw, err := cl.Dispense(hostapi.PluginKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := raw.(*hostapi.Client)
+	if err := c.Configure(context.Background(), config); err != nil {
+		t.Fatalf("configure %s: %v", p.Name, err)
+	}
+	return c
+}
+
+// Stage returns the in-memory plugin p's stage st as the core interface (core.Networker for
+// the network stage, ...), calling through the gRPC connection.
+func Stage[T any](t testing.TB, p sdk.Plugin, st spec.Stage, config json.RawMessage) T {
+	t.Helper()
+	v, err := hostapi.StageView(st, Connect(t, p, config))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, ok := v.(T)
+	if !ok {
+		var zero T
+		t.Fatalf("stage %s of %s is %T, not %T", st, p.Name, v, zero)
+	}
+	return s
+}
+
+var (
+	buildMu  sync.Mutex
+	built    = map[string]string{}
+	buildDir string
+)
+
+// Build builds the main package pkg (an import path, or a path relative to the test's
+// directory) with `go build` and returns the binary's path and SHA-256 hex. Each package is
+// built once per test process, into a directory under /var/tmp removed at exit by
+// Cleanup.
+func Build(t testing.TB, pkg string) (path, sha string) {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if p, ok := built[pkg]; ok {
+		return p, fileSHA(t, p)
+	}
+	if buildDir == "" {
+		d, err := os.MkdirTemp(tempBase(), "slipway-plugins-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		buildDir = d
+	}
+	out := filepath.Join(buildDir, strings.NewReplacer("/", "_", ".", "_").Replace(pkg))
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	built[pkg] = out
+	return out, fileSHA(t, out)
+}
+
+// Cleanup removes the binaries Build made; call it from TestMain after m.Run.
+func Cleanup() {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	host.Shutdown()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	buildDir, built = "", map[string]string{}
+}
+
+func fileSHA(t testing.TB, p string) string {
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// TempDir returns a directory removed when the test ends, under $SLIPWAY_TEST_ROOT or
+// /var/tmp (making directories under /tmp is slow on the machines we measured).
+func TempDir(t testing.TB) string {
+	t.Helper()
+	d, err := os.MkdirTemp(tempBase(), "slipway-plugintest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+func tempBase() string {
+	if b := os.Getenv("SLIPWAY_TEST_ROOT"); b != "" {
+		return b
+	}
+	return "/var/tmp"
+}
+
+// Install builds pkg, installs it into a plugin store under root as name and returns a
+// reference to the installed binary with config.
+func Install(t testing.TB, root, pkg, name string, config json.RawMessage) host.PluginRef {
+	t.Helper()
+	p, _ := Build(t, pkg)
+	st := host.NewStore(root)
+	in, err := st.Install(context.Background(), name, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := st.Ref(name, in.Digest)
+	ref.Config = config
+	return ref
+}
+
+// NetworkRecord returns a record as the stages before the network stage leave it, for the
+// default network mode.
+func NetworkRecord(t *testing.T) *spec.Record {
+	return &spec.Record{ID: core.NewID(), Name: "c", Request: &spec.Verified{Config: &container.Config{Image: "x"}, HostConfig: &container.HostConfig{}},
+		Merged: &spec.Merged{Config: &container.Config{Image: "x"}, HostConfig: &container.HostConfig{}, Path: "/bin/app"}}
+}
+
+// NetworkEffect is the coretest.Effect of a network stage.
+func NetworkEffect(n core.Networker, newRecord func(t *testing.T) *spec.Record, gone func(t *testing.T, rec *spec.Record)) coretest.Effect {
+	return coretest.Effect{Undo: n, NewRecord: newRecord, Gone: gone, Do: func(ctx context.Context, rec *spec.Record) error {
+		out, err := n.ConfigureNetwork(ctx, rec)
+		rec.Network = out
+		return err
+	}}
+}
+
+// Processes returns the pids of the processes running the binary at path, from /proc.
+func Processes(path string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid := 0
+		for _, c := range e.Name() {
+			if c < '0' || c > '9' {
+				pid = -1
+				break
+			}
+			pid = pid*10 + int(c-'0')
+		}
+		if pid <= 0 {
+			continue
+		}
+		exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+		if err != nil {
+			continue
+		}
+		if strings.TrimSuffix(exe, " (deleted)") == path {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
