@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"reflect"
 
 	"github.com/hashicorp/hcl/v2"
@@ -11,6 +12,7 @@ import (
 	"github.com/zclconf/go-cty/cty"
 
 	"github.com/slipwayhq/slipway/core"
+	"github.com/slipwayhq/slipway/core/errdefs"
 	"github.com/slipwayhq/slipway/core/spec"
 )
 
@@ -117,4 +119,25 @@ func newConfig(schema any) any {
 	p := reflect.New(v.Type())
 	p.Elem().Set(v)
 	return p.Interface()
+}
+
+// Rebuild returns the built-in implementation name of stage st configured with config, the
+// JSON of a StagePlan's Config. It is how a container is removed with the configuration that
+// created it after the pipeline file changed: the caller keeps each plan's configs (they are
+// content addressed by their identity) and rebuilds the implementation from them.
+func Rebuild(reg Registry, st spec.Stage, name string, config json.RawMessage) (core.Impl, error) {
+	b, ok := reg.Stages[st][name]
+	if !ok {
+		return core.Impl{}, errdefs.NotFound(fmt.Errorf("no built-in implementation %q of stage %s", name, st))
+	}
+	var cfg any
+	if b.Schema != nil {
+		cfg = newConfig(b.Schema)
+		if len(config) > 0 {
+			if err := json.Unmarshal(config, cfg); err != nil {
+				return core.Impl{}, errdefs.InvalidArgument(fmt.Errorf("config of %s implementation %q: %w", st, name, err))
+			}
+		}
+	}
+	return b.Build(cfg), nil
 }

@@ -94,6 +94,7 @@ type driver struct {
 
 // Layerer is the layer stage. Build it with New; it must be closed with Close.
 type Layerer struct {
+	set    *driverSet
 	root   string // <env.Root>/snapshots
 	images core.ImageService
 	log    hclog.Logger
@@ -139,11 +140,20 @@ func New(ctx context.Context, env core.Env, opts ...Option) (*Layerer, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := openDriver(root, name, o.noSync)
+	set := &driverSet{}
+	if env.Shared != nil {
+		v, err := env.Shared.Get("snapshot/drivers", func() (any, error) { return set, nil })
+		if err != nil {
+			return nil, err
+		}
+		set = v.(*driverSet)
+	}
+	d, err := set.acquire(root, name, o.noSync)
 	if err != nil {
 		return nil, err
 	}
 	l := &Layerer{
+		set:    set,
 		root:   root,
 		images: env.Images,
 		log:    env.Logger,
@@ -178,6 +188,48 @@ func chooseDriver(root, want string) (string, error) {
 		return DriverOverlay, nil
 	}
 	return "", errdefs.InvalidArgument(fmt.Errorf("unknown snapshotter %q: want %q, %q or %q", want, DriverOverlay, DriverNative, DriverAuto))
+}
+
+// driverSet holds the snapshotters opened in one engine. Every instance of the stage (the
+// instances of an old and a new pipeline snapshot after a reload, or one rebuilt to remove a
+// container made with another configuration) must share them: a snapshotter's metadata
+// database can be opened once per process, a second open would wait for its lock forever.
+type driverSet struct {
+	mu   sync.Mutex
+	open map[string]*driver
+	refs map[*driver]int
+}
+
+// acquire returns the snapshotter name below root, opening it on first use.
+func (s *driverSet) acquire(root, name string, noSync bool) (*driver, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := filepath.Join(root, name)
+	if d, ok := s.open[key]; ok {
+		s.refs[d]++
+		return d, nil
+	}
+	d, err := openDriver(root, name, noSync)
+	if err != nil {
+		return nil, err
+	}
+	if s.open == nil {
+		s.open, s.refs = map[string]*driver{}, map[*driver]int{}
+	}
+	s.open[key], s.refs[d] = d, 1
+	return d, nil
+}
+
+// release closes d when its last user lets it go.
+func (s *driverSet) release(d *driver) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.refs[d]--; s.refs[d] > 0 {
+		return nil
+	}
+	delete(s.refs, d)
+	delete(s.open, d.root)
+	return d.sn.Close()
 }
 
 func openDriver(root, name string, noSync bool) (*driver, error) {
@@ -237,10 +289,10 @@ func (l *Layerer) Close() error {
 	l.closed = true
 	l.stateMu.Unlock()
 	l.ops.Wait()
-	errs := []error{l.main.sn.Close()}
+	errs := []error{l.set.release(l.main)}
 	l.othersMu.Lock()
 	for _, d := range l.others {
-		errs = append(errs, d.sn.Close())
+		errs = append(errs, l.set.release(d))
 	}
 	l.others = nil
 	l.othersMu.Unlock()
@@ -478,7 +530,7 @@ func (l *Layerer) driverNamed(name string) (*driver, error) {
 		}
 		return nil, errdefs.Internal(fmt.Errorf("look for the %s snapshotter: %w", name, err))
 	}
-	d, err := openDriver(l.root, name, l.opts.noSync)
+	d, err := l.set.acquire(l.root, name, l.opts.noSync)
 	if err != nil {
 		return nil, err
 	}
