@@ -49,6 +49,15 @@ type Options struct {
 	Hook func(ctx context.Context, op string, stage spec.Stage, phase string)
 	// Observer, when set, is told how every stage call went (metrics).
 	Observer Observer
+	// Resolve, when set, builds the implementation recorded as key for stage when the
+	// engine does not know it otherwise: it is not in the current pipeline, was not built
+	// before in this process and is not among the pipeline's Known ones. It lets a container
+	// be removed (or mounted) with exactly the implementation that created it after the
+	// pipeline moved on or the engine restarted: a plugin host resolves
+	// "plugin:NAME@sha256:HEX" to the stored binary, say. It returns false for a key it
+	// does not know; the Impl it returns must have that Stage and that Key. It must not run
+	// any stage: the engine builds the Impl once and keeps it until Close, like any other.
+	Resolve func(ctx context.Context, stage spec.Stage, key string) (Impl, bool)
 }
 
 // Observer receives the outcome of every stage call and every run.
@@ -279,7 +288,7 @@ func (e *Engine) instance(ctx context.Context, impl Impl) (any, error) {
 }
 
 // undoerFor finds the implementation named name of stage st: in the current snapshot, among
-// those built before, or among the pipeline's known ones.
+// those built before, among the pipeline's known ones, or from Options.Resolve.
 func (e *Engine) undoerFor(ctx context.Context, st spec.Stage, name string) (Undoer, error) {
 	snap := e.snap.Load()
 	if snap.names[st] == name {
@@ -294,6 +303,14 @@ func (e *Engine) undoerFor(ctx context.Context, st spec.Stage, name string) (Und
 			if k.Stage == st && k.Key() == name {
 				impl = &k
 				break
+			}
+		}
+		if impl == nil && e.opts.Resolve != nil {
+			if r, ok := e.opts.Resolve(ctx, st, name); ok {
+				if r.Stage != st || r.Key() != name || r.New == nil {
+					return nil, errdefs.Internal(fmt.Errorf("resolving implementation %q of stage %s gave %q of stage %s", name, st, r.Key(), r.Stage))
+				}
+				impl = &r
 			}
 		}
 		if impl == nil {

@@ -358,3 +358,89 @@ func TestListNewestFirst(t *testing.T) {
 		}
 	}
 }
+
+// TestResolve removes a container whose network implementation is in neither the current
+// pipeline nor its Known list, after a restart: Options.Resolve builds it from the recorded
+// key, once, and an unknown key or a resolver that answers with another key is refused.
+func TestResolve(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	j := coretest.NewJournal()
+	old := core.Impl{Stage: spec.StageNetwork, Name: "old", Config: "c1", New: j.Pipeline().Stages[spec.StageNetwork].New}
+	p := j.Pipeline().With(old)
+	e, err := core.Open(ctx, core.Options{Root: root, Pipeline: &p, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := e.Create(ctx, req("first"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := e.Create(ctx, req("second"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+
+	// The engine restarts with a pipeline that knows nothing of "old@c1".
+	var mu sync.Mutex
+	var asked []string
+	resolve := func(ctx context.Context, st spec.Stage, key string) (core.Impl, bool) {
+		mu.Lock()
+		asked = append(asked, string(st)+"/"+key)
+		mu.Unlock()
+		if st == spec.StageNetwork && key == "old@c1" {
+			return old, true
+		}
+		return core.Impl{}, false
+	}
+	j2 := coretest.NewJournal()
+	e, err = core.Open(ctx, core.Options{Root: root, Pipeline: j2.Pipeline(), NoSync: true, Resolve: resolve})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.Remove(ctx, first.ID, core.RemoveOptions{}); err != nil {
+		t.Fatalf("remove with a resolved implementation: %v", err)
+	}
+	if err := e.Remove(ctx, second.ID, core.RemoveOptions{}); err != nil {
+		t.Fatalf("remove with a resolved implementation: %v", err)
+	}
+	if len(asked) != 1 || asked[0] != "network/old@c1" {
+		t.Errorf("resolver asked %v, want once for network/old@c1 (built once, then reused)", asked)
+	}
+	if c := j.Calls(); c[len(c)-1] != "undo:network" {
+		t.Errorf("old implementation calls %v, want its undo last", c)
+	}
+	// The other stages have the same keys in both pipelines and were undone by the new
+	// journal's fakes; the network effect was the old implementation's to undo.
+	for _, l := range j.Leftovers() {
+		if strings.HasSuffix(l, ":network") {
+			t.Errorf("network effect left behind: %v", l)
+		}
+	}
+
+	// A resolver that answers with another key than the one asked is refused.
+	e.Close()
+	gone := j2.Pipeline().With(core.Impl{Stage: spec.StageNetwork, Name: "gone", New: old.New})
+	e, err = core.Open(ctx, core.Options{Root: root, Pipeline: &gone, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r3, err := e.Create(ctx, req("third"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Close()
+	liar := func(ctx context.Context, st spec.Stage, key string) (core.Impl, bool) {
+		return core.Impl{Stage: st, Name: "other", New: old.New}, true
+	}
+	e, err = core.Open(ctx, core.Options{Root: root, Pipeline: j2.Pipeline(), NoSync: true, Resolve: liar})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.Remove(ctx, r3.ID, core.RemoveOptions{}); !errdefs.IsInternal(err) {
+		t.Errorf("remove with a resolver answering another key: %v, want Internal", err)
+	}
+}

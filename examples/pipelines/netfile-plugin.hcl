@@ -1,7 +1,7 @@
-# The network stage served by the netfile plugin (examples/plugins/netfile), and a
-# policy check that runs before any filesystem work. A plugin block pins the binary by
-# its sha256: Slipway refuses to run a binary whose digest differs. Build the plugin
-# and put its digest here (sha256sum ../plugins/netfile/netfile).
+# The network stage served by the netfile plugin (examples/plugins/netfile), and the
+# policycheck plugin as a check before any filesystem work. A plugin block pins the binary
+# by its sha256: Slipway refuses a binary whose digest differs. Build each plugin next to
+# its source and put its digest here (sha256sum ../plugins/netfile/netfile).
 
 plugin "netfile" {
   path   = "../plugins/netfile/netfile"
@@ -12,19 +12,19 @@ stage "network" {
   use     = "plugin.netfile"
   timeout = "5s"
   config {
-    file = "/var/lib/slipway/networks.json"
+    dir = "/var/lib/slipway-netfile" # leases.json lives here; subnet 10.88.0.0/16
   }
 }
 
-plugin "policy" {
-  path   = "../plugins/policy/policy"
+plugin "policycheck" {
+  path   = "../plugins/policycheck/policycheck"
   sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
 }
 
 check "policy" {
   before = "layer"
-  use    = "plugin.policy"
+  use    = "plugin.policycheck"
   config {
-    allowed_registries = ["docker.io", "ghcr.io"]
+    require = ["owner"]
   }
 }

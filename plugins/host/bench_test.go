@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -15,9 +17,11 @@ import (
 	"github.com/slipwayhq/slipway/core"
 	"github.com/slipwayhq/slipway/core/spec"
 	"github.com/slipwayhq/slipway/examples/plugins/netfile"
+	"github.com/slipwayhq/slipway/examples/plugins/storagecopy"
 	"github.com/slipwayhq/slipway/plugins/host"
 	"github.com/slipwayhq/slipway/plugins/host/testdata/noop/noop"
 	"github.com/slipwayhq/slipway/plugins/plugintest"
+	"github.com/slipwayhq/slipway/plugins/sdk"
 	verifymoby "github.com/slipwayhq/slipway/steps/verify/moby"
 )
 
@@ -95,5 +99,76 @@ func BenchmarkNetfile(b *testing.B) {
 		}
 		defer v.(core.Closer).Close()
 		benchNetwork(b, v.(core.Networker), true)
+	})
+}
+
+// BenchmarkCreate measures a whole create and remove through an engine whose network stage
+// is netfile and layer stage storagecopy (native copies), in process and as plugin binaries
+// launched by the host: the difference is what moving the two stages out of the engine
+// costs. "default" is the built-in pipeline (IPAM, overlayfs), for reference.
+func BenchmarkCreate(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("skipped: snapshots need root (CI runs as root)")
+	}
+	run := func(b *testing.B, change func(root string) func(core.Pipeline) core.Pipeline) {
+		root := plugintest.TempDir(b)
+		e := plugintest.Engine(b, root, change(root))
+		ctx := context.Background()
+		req := spec.CreateRequest{Config: &container.Config{Image: plugintest.TestImage}}
+		// The first create unpacks the image; time the ones after.
+		r, err := e.Create(ctx, req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		e.Remove(ctx, r.ID, core.RemoveOptions{})
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			r, err := e.Create(ctx, req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := e.Remove(ctx, r.ID, core.RemoveOptions{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	netCfg := func(root string) json.RawMessage {
+		return json.RawMessage(fmt.Sprintf(`{"dir":%q,"no_sync":true}`, filepath.Join(root, "netfile")))
+	}
+	layerCfg := func(root string) json.RawMessage {
+		return json.RawMessage(fmt.Sprintf(`{"root":%q,"content":%q,"no_sync":true}`, filepath.Join(root, "storagecopy"), filepath.Join(root, "content")))
+	}
+	b.Run("default", func(b *testing.B) {
+		run(b, func(string) func(core.Pipeline) core.Pipeline { return nil })
+	})
+	b.Run("inprocess", func(b *testing.B) {
+		run(b, func(root string) func(core.Pipeline) core.Pipeline {
+			return func(p core.Pipeline) core.Pipeline {
+				net := core.Impl{Stage: spec.StageNetwork, Name: "netfile", New: func(ctx context.Context, env core.Env) (any, error) {
+					n := netfile.New()
+					if err := sdk.Decode(&n.Config, netCfg(root)); err != nil {
+						return nil, err
+					}
+					return n, n.Setup(ctx, hclog.NewNullLogger())
+				}}
+				layer := core.Impl{Stage: spec.StageLayer, Name: "storagecopy", New: func(ctx context.Context, env core.Env) (any, error) {
+					s := storagecopy.New()
+					if err := sdk.Decode(&s.Config, layerCfg(root)); err != nil {
+						return nil, err
+					}
+					return s, s.Setup(ctx, hclog.NewNullLogger())
+				}}
+				return p.With(net).With(layer)
+			}
+		})
+	})
+	b.Run("plugins", func(b *testing.B) {
+		run(b, func(root string) func(core.Pipeline) core.Pipeline {
+			n := plugintest.Install(b, root, netfilePkg, "netfile", netCfg(root))
+			l := plugintest.Install(b, root, "github.com/slipwayhq/slipway/examples/plugins/storagecopy/cmd/storagecopy", "storagecopy", layerCfg(root))
+			return func(p core.Pipeline) core.Pipeline {
+				return p.With(host.Impl(spec.StageNetwork, n)).With(host.Impl(spec.StageLayer, l))
+			}
+		})
 	})
 }

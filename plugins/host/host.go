@@ -458,6 +458,27 @@ func (f fixedName) Named(string) hclog.Logger { return f.Logger }
 var versionRE = regexp.MustCompile(`Plugin version: (\d+)`)
 
 func launch(ctx context.Context, ref PluginRef, log hclog.Logger) (*instance, error) {
+	inst, err := start(ctx, ref, log)
+	if err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, ref.StartTimeout)
+	defer cancel()
+	if err := inst.api.Configure(cctx, ref.Config); err != nil {
+		var te *hostapi.TransportError
+		if errors.As(err, &te) {
+			err = errdefs.Unavailable(fmt.Errorf("plugin %s: configure: %w", ref.Name, err))
+		}
+		inst.kill(true)
+		return nil, err
+	}
+	log.Debug("plugin started", "pid", inst.pid, "version", inst.desc.Version, "protocol", inst.client.NegotiatedVersion())
+	return inst, nil
+}
+
+// start launches the plugin, checks its binary and its capabilities and asks it to
+// describe itself, without configuring it.
+func start(ctx context.Context, ref PluginRef, log hclog.Logger) (*instance, error) {
 	if err := VerifyFile(ref.Path, ref.digest()); err != nil {
 		return nil, fmt.Errorf("plugin %s: %w", ref.Name, err)
 	}
@@ -520,15 +541,30 @@ func launch(ctx context.Context, ref PluginRef, log hclog.Logger) (*instance, er
 		return fail(errdefs.FailedPrecondition(fmt.Errorf("plugin %s %s lacks capabilities %s that this Slipway needs (it has: %s)",
 			ref.Name, inst.desc.Version, strings.Join(miss, ", "), strings.Join(inst.desc.Capabilities, ", "))))
 	}
-	if err := inst.api.Configure(cctx, ref.Config); err != nil {
-		var te *hostapi.TransportError
-		if errors.As(err, &te) {
-			err = errdefs.Unavailable(fmt.Errorf("plugin %s: configure: %w", ref.Name, err))
-		}
-		return fail(err)
-	}
-	log.Debug("plugin started", "pid", inst.pid, "version", inst.desc.Version, "protocol", client.NegotiatedVersion())
 	return inst, nil
+}
+
+// Describe launches the plugin p (verifying its binary), asks it what it serves and stops
+// it. The plugin is not configured: this works before its config is known.
+func Describe(ctx context.Context, p PluginRef, log hclog.Logger) (hostapi.Description, error) {
+	if len(p.Config) == 0 {
+		p.Config = json.RawMessage("{}")
+	}
+	if err := p.check(); err != nil {
+		return hostapi.Description{}, err
+	}
+	if p.StartTimeout <= 0 {
+		p.StartTimeout = DefaultStartTimeout
+	}
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	inst, err := start(ctx, p, log.ResetNamed("plugin."+p.Name))
+	if err != nil {
+		return hostapi.Description{}, err
+	}
+	inst.kill(false)
+	return inst.desc, nil
 }
 
 // kill stops the process: gracefully (go-plugin's Kill, bounded) unless hard, and then

@@ -86,6 +86,13 @@ func openEngine(t *testing.T, root string, ref host.PluginRef, log hclog.Logger)
 		return nil, err
 	}
 	t.Cleanup(func() { e.Close() })
+	loadTestImage(t, e)
+	return e, nil
+}
+
+// loadTestImage loads the test image into the engine's image store.
+func loadTestImage(t *testing.T, e *core.Engine) {
+	t.Helper()
 	var buf bytes.Buffer
 	img := imagetest.Image{Tags: []string{testImage}, Platform: images.HostPlatform(),
 		Config: ocispec.ImageConfig{Cmd: []string{"/bin/app"}},
@@ -96,7 +103,6 @@ func openEngine(t *testing.T, root string, ref host.PluginRef, log hclog.Logger)
 	if _, err := e.Images().(*images.Store).Load(context.Background(), &buf, images.LoadOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	return e, nil
 }
 
 func request(name string) spec.CreateRequest {
@@ -322,7 +328,12 @@ func TestSharedProcessAndLogs(t *testing.T) {
 	if p := plugintest.Processes(ref.Path); len(p) != 1 {
 		t.Fatalf("processes: %v, want one shared", p)
 	}
-	if !strings.Contains(logs.String(), "[INFO]  plugin.netfile: netfile ready: dir="+dir) {
+	// The plugin's stderr is copied to the host logger by a goroutine: give it a moment.
+	want := "[INFO]  plugin.netfile: netfile ready: dir=" + dir
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), want) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), want) {
 		t.Errorf("the plugin's log did not reach the host logger:\n%s", logs.String())
 	}
 	a.(core.Closer).Close()

@@ -196,10 +196,19 @@ func (s *Store) Remove(dgst string, referenced func(digest string) bool) (Instal
 	if referenced != nil && referenced(in.Digest) {
 		return Installed{}, errdefs.Conflict(fmt.Errorf("plugin %s (%s) is in use by a container; remove the containers created with it first", in.Name, in.Digest))
 	}
-	if err := os.Remove(in.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return Installed{}, errdefs.Internal(fmt.Errorf("remove plugin %s: %w", in.Name, err))
+	return in, s.Delete(in)
+}
+
+// Delete removes the installed binary in (one name and digest) and its pin, whoever uses
+// it: the caller checks that no container does.
+func (s *Store) Delete(in Installed) error {
+	if filepath.Dir(in.Path) != s.dir || fileRE.FindString(filepath.Base(in.Path)) == "" {
+		return errdefs.InvalidArgument(fmt.Errorf("remove plugin %s: %s is not in the store", in.Name, in.Path))
 	}
-	return in, nil
+	if err := os.Remove(in.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return errdefs.Internal(fmt.Errorf("remove plugin %s: %w", in.Name, err))
+	}
+	return s.Unpin(in)
 }
 
 // GC removes every binary that referenced does not claim, and leftovers of interrupted

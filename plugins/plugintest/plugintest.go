@@ -5,6 +5,7 @@
 package plugintest
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,17 +17,22 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"github.com/moby/moby/api/types/container"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/slipwayhq/slipway/core"
 	"github.com/slipwayhq/slipway/core/coretest"
 	"github.com/slipwayhq/slipway/core/spec"
 	"github.com/slipwayhq/slipway/hostapi"
+	"github.com/slipwayhq/slipway/images"
+	"github.com/slipwayhq/slipway/images/imagetest"
 	"github.com/slipwayhq/slipway/plugins/host"
 	"github.com/slipwayhq/slipway/plugins/sdk"
+	"github.com/slipwayhq/slipway/steps/standard"
 )
 
 // Connect serves p in memory over a real go-plugin gRPC connection, configures it with
@@ -194,4 +200,36 @@ func Processes(path string) []int {
 		}
 	}
 	return out
+}
+
+// TestImage is the image Engine loads: linux on the host's platform, one layer with the
+// executable /bin/app, labelled app=test.
+const TestImage = "example.com/app:1"
+
+// Engine opens an engine on root (no fsync) with the default pipeline changed by change
+// (nil: unchanged), closed when the test ends, and loads TestImage into its image store.
+func Engine(t testing.TB, root string, change func(p core.Pipeline) core.Pipeline) *core.Engine {
+	t.Helper()
+	o := standard.Options(standard.Config{NoSync: true})
+	if change != nil {
+		p := change(*o.Pipeline)
+		o.Pipeline = &p
+	}
+	o.Root, o.UndoTimeout = root, 10*time.Second
+	e, err := core.Open(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	var buf bytes.Buffer
+	img := imagetest.Image{Tags: []string{TestImage}, Platform: images.HostPlatform(),
+		Config: ocispec.ImageConfig{Cmd: []string{"/bin/app"}, Labels: map[string]string{"app": "test"}},
+		Layers: []imagetest.Layer{{Files: []imagetest.File{{Path: "/bin/app", Content: []byte("app"), Mode: 0o755}}}}}
+	if err := imagetest.WriteOCI(&buf, imagetest.Options{}, img); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Images().(*images.Store).Load(context.Background(), &buf, images.LoadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return e
 }

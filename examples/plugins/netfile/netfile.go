@@ -194,6 +194,20 @@ func (n *Net) ConfigureNetwork(ctx context.Context, rec *spec.Record) (*spec.Net
 	case mode != c.Network:
 		return nil, errdefs.NotFound(fmt.Errorf("network %s not found", mode))
 	}
+	// The docker CLI sends the endpoint of a container without --network as "default", which
+	// the daemon renames to its default network: here, the plugin's network.
+	if e, ok := eps["default"]; ok {
+		if _, both := eps[c.Network]; both {
+			return nil, errdefs.InvalidArgument(fmt.Errorf("endpoints for both default and %s", c.Network))
+		}
+		cp := make(map[string]*network.EndpointSettings, len(eps))
+		for k, v := range eps {
+			cp[k] = v
+		}
+		delete(cp, "default")
+		cp[c.Network] = e
+		eps = cp
+	}
 	for name := range eps {
 		if name != c.Network {
 			return nil, errdefs.NotFound(fmt.Errorf("network %s not found", name))
