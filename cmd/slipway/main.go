@@ -23,7 +23,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/slipwayhq/slipway/core"
+	"github.com/slipwayhq/slipway/core/errdefs"
+	"github.com/slipwayhq/slipway/core/hclconfig"
 	"github.com/slipwayhq/slipway/core/spec"
+	"github.com/slipwayhq/slipway/steps/layer/snapshot"
 	"github.com/slipwayhq/slipway/steps/standard"
 )
 
@@ -42,10 +45,14 @@ type app struct {
 	root        string
 	logLevel    string
 	snapshotter string
-	stdin       io.Reader
-	stdout      io.Writer
-	stderr      io.Writer
-	log         hclog.Logger
+	pipeline    string
+	// rootSet and snapshotterSet say whether the flags were given: a pipeline file's
+	// state_root and layer stage apply only where they were not.
+	rootSet, snapshotterSet bool
+	stdin                   io.Reader
+	stdout                  io.Writer
+	stderr                  io.Writer
+	log                     hclog.Logger
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -81,6 +88,8 @@ func (a *app) command() *cobra.Command {
 				return usageError{fmt.Errorf("invalid log level %q: use trace, debug, info, warn or error", a.logLevel)}
 			}
 			a.log = hclog.New(&hclog.LoggerOptions{Name: "slipway", Level: lvl, Output: a.stderr})
+			a.rootSet = cmd.Flags().Changed("root") || os.Getenv("SLIPWAY_ROOT") != ""
+			a.snapshotterSet = cmd.Flags().Changed("snapshotter")
 			return nil
 		},
 	}
@@ -91,10 +100,11 @@ func (a *app) command() *cobra.Command {
 	root.PersistentFlags().StringVar(&a.root, "root", defRoot, "state root (env SLIPWAY_ROOT)")
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "warn", "log level: trace, debug, info, warn, error")
 	root.PersistentFlags().StringVar(&a.snapshotter, "snapshotter", "auto", "snapshotter: auto, overlayfs or native")
+	root.PersistentFlags().StringVar(&a.pipeline, "pipeline", os.Getenv("SLIPWAY_PIPELINE"), "HCL pipeline file or directory (env SLIPWAY_PIPELINE); the built-in default pipeline when empty")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(a.createCmd(), a.lsCmd(), a.inspectCmd(), a.rmCmd(), a.mountCmd(), a.umountCmd(),
 		a.recoverCmd(), a.eventsCmd(), a.imageCmd(), a.versionCmd(),
-		a.serveCmd(), a.pipelineCmd())
+		a.serveCmd(), a.pipelineCmd(), a.pluginCmd())
 	return root
 }
 
@@ -108,18 +118,72 @@ func args(check cobra.PositionalArgs) cobra.PositionalArgs {
 	}
 }
 
-// open opens the engine with the default pipeline.
+// open opens the engine with the pipeline of --pipeline, or the built-in default.
 func (a *app) open(ctx context.Context) (*core.Engine, error) {
+	o, err := a.options()
+	if err != nil {
+		return nil, err
+	}
+	e, err := core.Open(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	a.pluginGC(ctx, e) // unreferenced plugin binaries go only at start-up
+	return e, nil
+}
+
+// options are the engine options of every command: the pipeline of --pipeline (or the
+// built-in default, which examples/pipelines/default.hcl describes), the root, the logger.
+func (a *app) options() (core.Options, error) {
 	switch a.snapshotter {
 	case "auto", "overlayfs", "native":
 	default:
-		return nil, usageError{fmt.Errorf("invalid snapshotter %q: use auto, overlayfs or native", a.snapshotter)}
+		return core.Options{}, usageError{fmt.Errorf("invalid snapshotter %q: use auto, overlayfs or native", a.snapshotter)}
 	}
 	o := standard.Options(standard.Config{Snapshotter: a.snapshotter})
 	o.Root = a.root
 	o.Logger = a.log
 	o.Hook = testHook()
-	return core.Open(ctx, o)
+	if a.pipeline != "" {
+		p, plan, err := a.pipelineFrom(a.pipeline)
+		if err != nil {
+			return core.Options{}, err
+		}
+		if plan.StateRoot != "" && !a.rootSet && plan.StateRoot != a.root {
+			// The file names the state root: load it again there, so that its plugins are
+			// installed into that root's plugin store.
+			a.root = plan.StateRoot
+			if p, plan, err = a.pipelineFrom(a.pipeline); err != nil {
+				return core.Options{}, err
+			}
+		}
+		o.Root, o.Pipeline = a.root, p
+		if err := saveConfigs(o.Root, plan); err != nil {
+			return core.Options{}, err
+		}
+	}
+	// Containers are removed with the implementations recorded at their creation, rebuilt
+	// from the configurations and plugin binaries kept then, whatever the pipeline is now.
+	o.Resolve = chainResolvers(a.builtinResolver(o.Root), a.pluginResolver(o.Root))
+	return o, nil
+}
+
+// pipelineFrom loads a pipeline file or directory; --snapshotter, when given, overrides its
+// layer stage.
+func (a *app) pipelineFrom(path string) (*core.Pipeline, *hclconfig.Plan, error) {
+	plan, err := a.loadPlan(path)
+	if err != nil {
+		return nil, nil, errdefs.InvalidArgument(err)
+	}
+	p, err := plan.Pipeline()
+	if err != nil {
+		return nil, nil, err
+	}
+	if a.snapshotterSet {
+		q := p.With(snapshot.Impl(snapshot.WithSnapshotter(a.snapshotter)))
+		p = &q
+	}
+	return p, plan, nil
 }
 
 // testHook lets the crash tests stop the process at an exact stage boundary: with

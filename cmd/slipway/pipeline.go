@@ -11,10 +11,13 @@ import (
 	"github.com/slipwayhq/slipway/steps/standard"
 )
 
-// registry lists what pipeline files may name. It has no plugin builder yet: a pipeline
-// that uses a plugin is refused with a diagnostic saying so.
+// registry lists what pipeline files may name: the built-ins, and plugins, which are
+// installed into the plugin store under the state root and described when a pipeline
+// names them.
 func (a *app) registry() hclconfig.Registry {
-	return standard.Registry()
+	reg := standard.Registry()
+	reg.Plugins = a.pluginBuilder()
+	return reg
 }
 
 // loadPlan resolves the pipeline at path (a file or a directory of *.hcl files), or the

@@ -24,7 +24,6 @@ import (
 	"github.com/slipwayhq/slipway/core"
 	"github.com/slipwayhq/slipway/core/errdefs"
 	"github.com/slipwayhq/slipway/core/spec"
-	"github.com/slipwayhq/slipway/steps/standard"
 )
 
 // defaultHost is where slipway serve listens unless --host says otherwise.
@@ -176,7 +175,7 @@ func (a *app) serve(ctx context.Context, path string, gid int, metricsAddr strin
 	}
 	a.log.Info("serving the Engine API", "socket", path, "api-version", api.DefaultVersion, "root", eng.Root())
 
-	// SIGHUP would end the process by default; a reload of the pipeline is not there yet.
+	// SIGHUP re-reads the pipeline file and swaps it in (read-copy-update).
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -186,7 +185,7 @@ wait:
 	for {
 		select {
 		case <-hup:
-			a.log.Warn("SIGHUP: reloading the pipeline is not supported yet; nothing changed")
+			a.reload(ctx, eng)
 		case err := <-errc:
 			if !errors.Is(err, http.ErrServerClosed) {
 				serveErr = errdefs.Internal(fmt.Errorf("serve: %w", err))
@@ -217,17 +216,17 @@ wait:
 
 // openObserved opens the engine as open does, with obs told about every stage and run.
 func (a *app) openObserved(ctx context.Context, obs core.Observer) (*core.Engine, error) {
-	switch a.snapshotter {
-	case "auto", "overlayfs", "native":
-	default:
-		return nil, usageError{fmt.Errorf("invalid snapshotter %q: use auto, overlayfs or native", a.snapshotter)}
+	o, err := a.options()
+	if err != nil {
+		return nil, err
 	}
-	o := standard.Options(standard.Config{Snapshotter: a.snapshotter})
-	o.Root = a.root
-	o.Logger = a.log
-	o.Hook = testHook()
 	o.Observer = obs
-	return core.Open(ctx, o)
+	e, err := core.Open(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	a.pluginGC(ctx, e) // unreferenced plugin binaries go only at start-up
+	return e, nil
 }
 
 // metrics is the engine's core.Observer for Prometheus.
@@ -284,3 +283,27 @@ func (m *metrics) RunDone(op string, d time.Duration, err error, undone bool) {
 }
 
 var _ core.Observer = (*metrics)(nil)
+
+// reload re-reads the pipeline file and swaps the engine's snapshot. A file that does not
+// load, or a pipeline that does not build, leaves the running pipeline in force; runs in
+// flight always finish on the snapshot they started with.
+func (a *app) reload(ctx context.Context, eng *core.Engine) {
+	if a.pipeline == "" {
+		a.log.Warn("SIGHUP: no --pipeline file to re-read; the built-in default stays in force")
+		return
+	}
+	p, plan, err := a.pipelineFrom(a.pipeline)
+	if err != nil {
+		a.log.Error("SIGHUP: the pipeline file does not load; the running pipeline stays in force", "pipeline", a.pipeline, "error", err)
+		return
+	}
+	if err := saveConfigs(eng.Root(), plan); err != nil {
+		a.log.Error("SIGHUP: cannot keep the new stage configurations; the running pipeline stays in force", "error", err)
+		return
+	}
+	if err := eng.Reload(ctx, p); err != nil {
+		a.log.Error("SIGHUP: the new pipeline does not build; the running pipeline stays in force", "pipeline", a.pipeline, "error", err)
+		return
+	}
+	a.log.Info("SIGHUP: pipeline reloaded", "pipeline", a.pipeline)
+}
