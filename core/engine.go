@@ -101,8 +101,16 @@ type Engine struct {
 	runs   sync.WaitGroup
 	closed atomic.Bool
 
-	// reloadMu makes reloads one at a time.
+	// reloadMu makes reloads, and the retirement of old snapshots, one at a time.
 	reloadMu sync.Mutex
+
+	// snapMu guards the run counts of snapshots and the set of retired snapshots that
+	// still have runs in flight (live).
+	snapMu sync.Mutex
+	live   map[*snapshot]struct{}
+
+	// uses counts the calls in flight outside runs (removals, mounts) per implementation key.
+	uses map[string]int
 
 	// opened is what the recovery at Open did.
 	opened RecoverReport
@@ -149,6 +157,8 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		db:     db,
 		insts:  map[string]any{},
 		active: map[string]struct{}{},
+		live:   map[*snapshot]struct{}{},
+		uses:   map[string]int{},
 	}
 	if e.st, err = openStore(db, jdb, opts.SyncJournal && !opts.NoSync, opts.Logger); err != nil {
 		jdb.Close()
@@ -195,10 +205,13 @@ func (e *Engine) Images() ImageService { return e.images }
 func (e *Engine) Env() Env { return e.env }
 
 // Reload builds a snapshot of p beside the current one and swaps it in atomically. Runs in
-// flight finish on the snapshot they started with; new runs use the new one. Nothing of the
-// old snapshot is closed or changed: its implementations stay built, so containers created
-// with them are removed with them. A pipeline that does not validate or build leaves the
-// current snapshot in force.
+// flight finish on the snapshot they started with; new runs use the new one. A pipeline that
+// does not validate or build leaves the current snapshot in force.
+//
+// Once the last run of the old snapshot has ended, the implementations that no live
+// snapshot uses any more are closed (a plugin's process stops) and forgotten; the old
+// pipeline's implementations stay known, so a container created with one is removed with it,
+// built again on demand.
 func (e *Engine) Reload(ctx context.Context, p *Pipeline) error {
 	if err := e.enter(); err != nil {
 		return err
@@ -220,21 +233,116 @@ func (e *Engine) Reload(ctx context.Context, p *Pipeline) error {
 	if err != nil {
 		return err
 	}
+	e.snapMu.Lock()
 	e.snap.Store(snap)
+	old.retired = true
+	idle := old.active == 0
+	if !idle {
+		e.live[old] = struct{}{}
+	}
+	e.snapMu.Unlock()
 	e.log.Info("pipeline reloaded", "implementations", fmt.Sprint(snap.names))
+	if idle {
+		e.retireLocked(old)
+	}
 	return nil
+}
+
+// acquireSnapshot returns the current snapshot, counted as used by one more run.
+func (e *Engine) acquireSnapshot() *snapshot {
+	e.snapMu.Lock()
+	defer e.snapMu.Unlock()
+	s := e.snap.Load()
+	s.active++
+	return s
+}
+
+// releaseSnapshot ends a run's use of s; the last run of a replaced snapshot retires it.
+func (e *Engine) releaseSnapshot(s *snapshot) {
+	e.snapMu.Lock()
+	s.active--
+	idle := s.retired && s.active == 0
+	if idle {
+		delete(e.live, s)
+	}
+	e.snapMu.Unlock()
+	if idle {
+		e.reloadMu.Lock()
+		e.retireLocked(s)
+		e.reloadMu.Unlock()
+	}
+}
+
+// retireLocked closes the implementations and checks of the replaced snapshot s that neither
+// the current snapshot nor a live one uses, unless a removal is using them (it closes them
+// when it is done). The caller holds reloadMu, so no reload builds a snapshot from an
+// instance being closed.
+func (e *Engine) retireLocked(s *snapshot) {
+	needed := e.neededKeys()
+	var closers []Closer
+	e.instMu.Lock()
+	for st, n := range s.names {
+		key := string(st) + "/" + n
+		if needed[key] || e.uses[key] > 0 {
+			continue
+		}
+		if c, ok := e.insts[key].(Closer); ok {
+			closers = append(closers, c)
+		}
+		delete(e.insts, key)
+	}
+	e.instMu.Unlock()
+	for _, list := range []map[spec.Stage][]checkAt{s.before, s.after} {
+		for _, cs := range list {
+			for _, c := range cs {
+				if cl, ok := c.c.(Closer); ok {
+					closers = append(closers, cl)
+				}
+			}
+		}
+	}
+	for _, c := range closers {
+		if err := c.Close(); err != nil {
+			e.log.Warn("closing a retired implementation failed", "error", err)
+		}
+	}
+}
+
+// neededKeys returns the implementation keys of the current snapshot and of the replaced
+// ones that still have runs in flight.
+func (e *Engine) neededKeys() map[string]bool {
+	needed := map[string]bool{}
+	e.snapMu.Lock()
+	defer e.snapMu.Unlock()
+	for _, other := range append([]*snapshot{e.snap.Load()}, keysOf(e.live)...) {
+		for st, n := range other.names {
+			needed[string(st)+"/"+n] = true
+		}
+	}
+	return needed
+}
+
+func keysOf(m map[*snapshot]struct{}) []*snapshot {
+	out := make([]*snapshot, 0, len(m))
+	for s := range m {
+		out = append(out, s)
+	}
+	return out
 }
 
 // build makes a snapshot from p, building each implementation once per key.
 func (e *Engine) build(ctx context.Context, p Pipeline) (*snapshot, error) {
-	s := &snapshot{pipeline: p, names: map[spec.Stage]string{}, before: map[spec.Stage][]checkAt{}, after: map[spec.Stage][]checkAt{}}
+	s := &snapshot{pipeline: p, names: map[spec.Stage]string{}, timeouts: map[spec.Stage]time.Duration{}, before: map[spec.Stage][]checkAt{}, after: map[spec.Stage][]checkAt{}}
 	for _, st := range spec.Stages {
 		impl := p.Stages[st]
-		v, err := e.instance(ctx, impl)
+		v, err := e.instance(ctx, impl, false)
 		if err != nil {
 			return nil, err
 		}
 		s.names[st] = impl.Key()
+		if impl.Timeout > 0 {
+			s.timeouts[st] = impl.Timeout
+		}
 		switch st {
 		case spec.StageVerify:
 			s.verify = v.(Verifier)
@@ -268,12 +376,16 @@ func (e *Engine) build(ctx context.Context, p Pipeline) (*snapshot, error) {
 	return s, nil
 }
 
-// instance returns the built implementation impl, building it on first use.
-func (e *Engine) instance(ctx context.Context, impl Impl) (any, error) {
+// instance returns the built implementation impl, building it on first use; with hold, the
+// implementation is counted as in use until unuse.
+func (e *Engine) instance(ctx context.Context, impl Impl, hold bool) (any, error) {
 	key := string(impl.Stage) + "/" + impl.Key()
 	e.instMu.Lock()
 	defer e.instMu.Unlock()
 	if v, ok := e.insts[key]; ok {
+		if hold {
+			e.uses[key]++
+		}
 		return v, nil
 	}
 	v, err := impl.New(ctx, e.env)
@@ -284,20 +396,26 @@ func (e *Engine) instance(ctx context.Context, impl Impl) (any, error) {
 		return nil, errdefs.InvalidArgument(fmt.Errorf("implementation %q (%T) does not implement the %s stage", impl.Name, v, impl.Stage))
 	}
 	e.insts[key] = v
+	if hold {
+		e.uses[key]++
+	}
 	return v, nil
 }
 
-// undoerFor finds the implementation named name of stage st: in the current snapshot, among
-// those built before, among the pipeline's known ones, or from Options.Resolve.
-func (e *Engine) undoerFor(ctx context.Context, st spec.Stage, name string) (Undoer, error) {
-	snap := e.snap.Load()
-	if snap.names[st] == name {
-		return snap.undoer(st), nil
-	}
+// undoerFor finds the implementation named name of stage st: among those built (the
+// current snapshot's and older ones), among the pipeline's known ones, or from
+// Options.Resolve. The implementation is held until release is called: a reload does not
+// close it meanwhile.
+func (e *Engine) undoerFor(ctx context.Context, st spec.Stage, name string) (u Undoer, release func(), err error) {
+	key := string(st) + "/" + name
 	e.instMu.Lock()
-	v, ok := e.insts[string(st)+"/"+name]
+	v, ok := e.insts[key]
+	if ok {
+		e.uses[key]++
+	}
 	e.instMu.Unlock()
 	if !ok {
+		snap := e.snap.Load()
 		var impl *Impl
 		for _, k := range snap.pipeline.Known {
 			if k.Stage == st && k.Key() == name {
@@ -308,24 +426,57 @@ func (e *Engine) undoerFor(ctx context.Context, st spec.Stage, name string) (Und
 		if impl == nil && e.opts.Resolve != nil {
 			if r, ok := e.opts.Resolve(ctx, st, name); ok {
 				if r.Stage != st || r.Key() != name || r.New == nil {
-					return nil, errdefs.Internal(fmt.Errorf("resolving implementation %q of stage %s gave %q of stage %s", name, st, r.Key(), r.Stage))
+					return nil, nil, errdefs.Internal(fmt.Errorf("resolving implementation %q of stage %s gave %q of stage %s", name, st, r.Key(), r.Stage))
 				}
 				impl = &r
 			}
 		}
 		if impl == nil {
-			return nil, errdefs.FailedPrecondition(fmt.Errorf("implementation %q of stage %s is not available to undo with", name, st))
+			return nil, nil, errdefs.FailedPrecondition(fmt.Errorf("implementation %q of stage %s is not available to undo with", name, st))
 		}
-		var err error
-		if v, err = e.instance(ctx, *impl); err != nil {
-			return nil, err
+		if v, err = e.instance(ctx, *impl, true); err != nil {
+			return nil, nil, err
 		}
 	}
-	u, ok := v.(Undoer)
+	release = func() { e.unuse(key) }
+	u, ok = v.(Undoer)
 	if !ok {
-		return nil, errdefs.Internal(fmt.Errorf("implementation %q of stage %s cannot undo", name, st))
+		release()
+		return nil, nil, errdefs.Internal(fmt.Errorf("implementation %q of stage %s cannot undo", name, st))
 	}
-	return u, nil
+	return u, release, nil
+}
+
+// unuse ends one hold of key. An implementation that no snapshot uses any more (one built
+// again to remove an old container, or one whose snapshot was retired meanwhile) is closed
+// once its last hold ends: a plugin's process does not outlive its use.
+func (e *Engine) unuse(key string) {
+	e.instMu.Lock()
+	e.uses[key]--
+	zero := e.uses[key] <= 0
+	if zero {
+		delete(e.uses, key)
+	}
+	e.instMu.Unlock()
+	if !zero {
+		return
+	}
+	// Under reloadMu, so that no reload is taking the instance into a snapshot meanwhile.
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	needed := e.neededKeys()
+	var c Closer
+	e.instMu.Lock()
+	if e.uses[key] == 0 && !needed[key] {
+		c, _ = e.insts[key].(Closer)
+		delete(e.insts, key)
+	}
+	e.instMu.Unlock()
+	if c != nil {
+		if err := c.Close(); err != nil {
+			e.log.Warn("closing an implementation no snapshot uses failed", "key", key, "error", err)
+		}
+	}
 }
 
 // NewID returns a new 64-hex container ID whose first 12 characters are not all digits (a
@@ -506,37 +657,40 @@ func (e *Engine) Subscribe() (<-chan Event, func()) {
 // Mount mounts the root filesystem of the container with that ID, prefix or name on the host
 // and returns where, using the layer implementation that created it.
 func (e *Engine) Mount(ctx context.Context, ref string) (string, error) {
-	rec, m, err := e.mounter(ctx, ref)
+	rec, m, release, err := e.mounter(ctx, ref)
 	if err != nil {
 		return "", err
 	}
+	defer release()
 	return m.Mount(ctx, rec)
 }
 
 // Unmount undoes Mount; it is idempotent.
 func (e *Engine) Unmount(ctx context.Context, ref string) error {
-	rec, m, err := e.mounter(ctx, ref)
+	rec, m, release, err := e.mounter(ctx, ref)
 	if err != nil {
 		return err
 	}
+	defer release()
 	return m.Unmount(ctx, rec)
 }
 
-func (e *Engine) mounter(ctx context.Context, ref string) (*spec.Record, Mounter, error) {
+func (e *Engine) mounter(ctx context.Context, ref string) (*spec.Record, Mounter, func(), error) {
 	rec, err := e.st.get(ref)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	name := rec.Implementations[spec.StageLayer]
-	u, err := e.undoerFor(ctx, spec.StageLayer, name)
+	u, release, err := e.undoerFor(ctx, spec.StageLayer, name)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	m, ok := u.(Mounter)
 	if !ok {
-		return nil, nil, errdefs.FailedPrecondition(fmt.Errorf("layer implementation %q of container %s cannot mount", name, rec.ID))
+		release()
+		return nil, nil, nil, errdefs.FailedPrecondition(fmt.Errorf("layer implementation %q of container %s cannot mount", name, rec.ID))
 	}
-	return rec, m, nil
+	return rec, m, release, nil
 }
 
 // ImageUser returns the ID of a container created from image id, and whether there is one.

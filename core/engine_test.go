@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/moby/moby/api/types/container"
 
@@ -361,7 +362,9 @@ func TestListNewestFirst(t *testing.T) {
 
 // TestResolve removes a container whose network implementation is in neither the current
 // pipeline nor its Known list, after a restart: Options.Resolve builds it from the recorded
-// key, once, and an unknown key or a resolver that answers with another key is refused.
+// key for each removal (an implementation no snapshot uses is closed after its use, so that
+// a plugin's process does not outlive it), and an unknown key or a resolver that answers with
+// another key is refused.
 func TestResolve(t *testing.T) {
 	ctx := context.Background()
 	root := t.TempDir()
@@ -406,8 +409,8 @@ func TestResolve(t *testing.T) {
 	if err := e.Remove(ctx, second.ID, core.RemoveOptions{}); err != nil {
 		t.Fatalf("remove with a resolved implementation: %v", err)
 	}
-	if len(asked) != 1 || asked[0] != "network/old@c1" {
-		t.Errorf("resolver asked %v, want once for network/old@c1 (built once, then reused)", asked)
+	if len(asked) != 2 || asked[0] != "network/old@c1" || asked[1] != "network/old@c1" {
+		t.Errorf("resolver asked %v, want network/old@c1 once per removal", asked)
 	}
 	if c := j.Calls(); c[len(c)-1] != "undo:network" {
 		t.Errorf("old implementation calls %v, want its undo last", c)
@@ -442,5 +445,32 @@ func TestResolve(t *testing.T) {
 	defer e.Close()
 	if err := e.Remove(ctx, r3.ID, core.RemoveOptions{}); !errdefs.IsInternal(err) {
 		t.Errorf("remove with a resolver answering another key: %v, want Internal", err)
+	}
+}
+
+// TestStageTimeout gives the layer stage a deadline and makes it hang: the run fails with
+// Unavailable, names the stage, and is undone.
+func TestStageTimeout(t *testing.T) {
+	j := coretest.NewJournal()
+	p := j.Pipeline()
+	layer := p.Stages[spec.StageLayer]
+	layer.Timeout = 50 * time.Millisecond
+	p.Stages[spec.StageLayer] = layer
+	e, err := core.Open(context.Background(), core.Options{Root: t.TempDir(), Pipeline: p, NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	j.Inject("layer", coretest.HangCall)
+	start := time.Now()
+	_, err = e.Create(context.Background(), req("slow"))
+	if !errdefs.IsUnavailable(err) || !strings.Contains(err.Error(), "stage layer (fake) did not finish within its deadline of 50ms") {
+		t.Fatalf("create with a hanging stage: %v (class %v)", err, errdefs.ClassOf(err))
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the deadline did not bound the run: %s", d)
+	}
+	if left := j.Leftovers(); len(left) != 0 {
+		t.Errorf("leftovers: %v", left)
 	}
 }

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/slipwayhq/slipway/core/errdefs"
 	"github.com/slipwayhq/slipway/core/spec"
@@ -19,7 +20,11 @@ type Impl struct {
 	// an implementation without one. Implementations with the same Name and different Config
 	// are different implementations: each is built on its own and recorded as "Name@Config".
 	Config string
-	New    func(ctx context.Context, env Env) (any, error)
+	// Timeout, when set, bounds each call of the stage (and, for the register stage, each of
+	// its two halves): a call still running then sees its context cancelled, and the run
+	// fails with Unavailable and is undone. It is not part of the identity.
+	Timeout time.Duration
+	New     func(ctx context.Context, env Env) (any, error)
 }
 
 // Key is the name recorded in containers: Name, or Name@Config when Config is set.
@@ -107,6 +112,7 @@ type checkAt struct {
 type snapshot struct {
 	pipeline Pipeline
 	names    map[spec.Stage]string
+	timeouts map[spec.Stage]time.Duration
 	verify   Verifier
 	image    ImageResolver
 	merge    Merger
@@ -117,6 +123,11 @@ type snapshot struct {
 	register Registrar
 	before   map[spec.Stage][]checkAt
 	after    map[spec.Stage][]checkAt
+
+	// active counts the runs using the snapshot; retired is set once a reload replaced it.
+	// Both are guarded by Engine.snapMu.
+	active  int
+	retired bool
 }
 
 func (s *snapshot) undoer(st spec.Stage) Undoer {

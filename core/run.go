@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
@@ -56,7 +57,7 @@ type undoEntry struct {
 
 // step calls one stage with the engine's bookkeeping: the test hook, the trace, the
 // observer, and a recovered panic turned into an Internal error.
-func step[T any](r *run, st spec.Stage, impl string, f func() (T, error)) (out T, err error) {
+func step[T any](r *run, st spec.Stage, impl string, f func(ctx context.Context) (T, error)) (out T, err error) {
 	if err := r.ctx.Err(); err != nil {
 		return out, errdefs.Canceled(fmt.Errorf("create canceled before stage %s: %w", st, err))
 	}
@@ -82,7 +83,16 @@ func step[T any](r *run, st spec.Stage, impl string, f func() (T, error)) (out T
 			}
 		}
 	}()
-	out, err = f()
+	ctx := r.ctx
+	if d := r.snap.timeouts[st]; d > 0 && !strings.HasPrefix(impl, "check:") {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	out, err = f(ctx)
+	if err != nil && r.ctx.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		err = errdefs.Unavailable(fmt.Errorf("stage %s (%s) did not finish within its deadline of %s: %w", st, impl, r.snap.timeouts[st], err))
+	}
 	if err == nil && r.ctx.Err() != nil {
 		// The stage finished, but the caller gave up meanwhile: its effect is undone with the rest.
 		err = errdefs.Canceled(fmt.Errorf("create canceled during stage %s: %w", st, r.ctx.Err()))
@@ -93,7 +103,7 @@ func step[T any](r *run, st spec.Stage, impl string, f func() (T, error)) (out T
 // checks runs the checks placed at st.
 func (r *run) checks(list []checkAt, st spec.Stage) error {
 	for _, c := range list {
-		w, err := step(r, st, "check:"+c.name, func() ([]string, error) { return c.c.Check(r.ctx, r.rec) })
+		w, err := step(r, st, "check:"+c.name, func(ctx context.Context) ([]string, error) { return c.c.Check(ctx, r.rec) })
 		if err != nil {
 			return err
 		}
@@ -118,7 +128,8 @@ func (e *Engine) Create(ctx context.Context, req spec.CreateRequest) (resp conta
 	}
 	defer e.runs.Done()
 	start := time.Now()
-	snap := e.snap.Load()
+	snap := e.acquireSnapshot()
+	defer e.releaseSnapshot(snap)
 	r := &run{e: e, ctx: ctx, op: opCreate, snap: snap, rec: &spec.Record{ID: NewID(), Implementations: map[spec.Stage]string{}}}
 	r.trace, _ = ctx.Value(traceKey{}).(*Trace)
 	e.rmMu.Lock()
@@ -157,7 +168,7 @@ func (r *run) create(req *spec.CreateRequest) error {
 	if err := r.checks(s.before[spec.StageVerify], spec.StageVerify); err != nil {
 		return err
 	}
-	v, err := step(r, spec.StageVerify, s.names[spec.StageVerify], func() (*spec.Verified, error) { return s.verify.Verify(r.ctx, req) })
+	v, err := step(r, spec.StageVerify, s.names[spec.StageVerify], func(ctx context.Context) (*spec.Verified, error) { return s.verify.Verify(ctx, req) })
 	if err != nil {
 		return err
 	}
@@ -169,7 +180,7 @@ func (r *run) create(req *spec.CreateRequest) error {
 	if err := r.checks(s.before[spec.StageImage], spec.StageImage); err != nil {
 		return err
 	}
-	img, err := step(r, spec.StageImage, s.names[spec.StageImage], func() (*spec.Image, error) { return s.image.ResolveImage(r.ctx, rec) })
+	img, err := step(r, spec.StageImage, s.names[spec.StageImage], func(ctx context.Context) (*spec.Image, error) { return s.image.ResolveImage(ctx, rec) })
 	if err != nil {
 		return err
 	}
@@ -181,7 +192,7 @@ func (r *run) create(req *spec.CreateRequest) error {
 	if err := r.checks(s.before[spec.StageMerge], spec.StageMerge); err != nil {
 		return err
 	}
-	m, err := step(r, spec.StageMerge, s.names[spec.StageMerge], func() (*spec.Merged, error) { return s.merge.Merge(r.ctx, rec) })
+	m, err := step(r, spec.StageMerge, s.names[spec.StageMerge], func(ctx context.Context) (*spec.Merged, error) { return s.merge.Merge(ctx, rec) })
 	if err != nil {
 		return err
 	}
@@ -205,7 +216,7 @@ func (r *run) create(req *spec.CreateRequest) error {
 		return err
 	}
 	r.effect(spec.StageRegister, s.register)
-	name, err := step(r, spec.StageRegister, s.names[spec.StageRegister], func() (string, error) { return s.register.Reserve(r.ctx, rec) })
+	name, err := step(r, spec.StageRegister, s.names[spec.StageRegister], func(ctx context.Context) (string, error) { return s.register.Reserve(ctx, rec) })
 	if err != nil {
 		return err
 	}
@@ -215,7 +226,7 @@ func (r *run) create(req *spec.CreateRequest) error {
 		return err
 	}
 	r.effect(spec.StageSecurity, s.security)
-	sec, err := step(r, spec.StageSecurity, s.names[spec.StageSecurity], func() (*spec.Security, error) { return s.security.Secure(r.ctx, rec) })
+	sec, err := step(r, spec.StageSecurity, s.names[spec.StageSecurity], func(ctx context.Context) (*spec.Security, error) { return s.security.Secure(ctx, rec) })
 	if err != nil {
 		return err
 	}
@@ -230,7 +241,7 @@ func (r *run) create(req *spec.CreateRequest) error {
 		return err
 	}
 	r.effect(spec.StageNetwork, s.network)
-	nw, err := step(r, spec.StageNetwork, s.names[spec.StageNetwork], func() (*spec.Network, error) { return s.network.ConfigureNetwork(r.ctx, rec) })
+	nw, err := step(r, spec.StageNetwork, s.names[spec.StageNetwork], func(ctx context.Context) (*spec.Network, error) { return s.network.ConfigureNetwork(ctx, rec) })
 	if err != nil {
 		return err
 	}
@@ -244,7 +255,7 @@ func (r *run) create(req *spec.CreateRequest) error {
 		return err
 	}
 	r.effect(spec.StageLayer, s.layer)
-	fs, err := step(r, spec.StageLayer, s.names[spec.StageLayer], func() (*spec.RootFS, error) { return s.layer.PrepareRootFS(r.ctx, rec) })
+	fs, err := step(r, spec.StageLayer, s.names[spec.StageLayer], func(ctx context.Context) (*spec.RootFS, error) { return s.layer.PrepareRootFS(ctx, rec) })
 	if err != nil {
 		return err
 	}
@@ -258,7 +269,7 @@ func (r *run) create(req *spec.CreateRequest) error {
 		return err
 	}
 	r.effect(spec.StageMkdir, s.mkdir)
-	dirs, err := step(r, spec.StageMkdir, s.names[spec.StageMkdir], func() (*spec.Dirs, error) { return s.mkdir.MakeDirs(r.ctx, rec) })
+	dirs, err := step(r, spec.StageMkdir, s.names[spec.StageMkdir], func(ctx context.Context) (*spec.Dirs, error) { return s.mkdir.MakeDirs(ctx, rec) })
 	if err != nil {
 		return err
 	}
@@ -268,8 +279,8 @@ func (r *run) create(req *spec.CreateRequest) error {
 	}
 
 	rec.Created = time.Now().UTC()
-	_, err = step(r, spec.StageRegister, s.names[spec.StageRegister], func() (struct{}, error) {
-		return struct{}{}, s.register.Register(r.ctx, rec)
+	_, err = step(r, spec.StageRegister, s.names[spec.StageRegister], func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, s.register.Register(ctx, rec)
 	})
 	if err != nil {
 		return err
@@ -352,7 +363,7 @@ func (e *Engine) undoChain(ctx context.Context, op string, rec *spec.Record, imp
 		if !ok || !st.Effectful() {
 			continue
 		}
-		u, err := e.undoerFor(ctx, st, name)
+		u, release, err := e.undoerFor(ctx, st, name)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -360,6 +371,7 @@ func (e *Engine) undoChain(ctx context.Context, op string, rec *spec.Record, imp
 		if err := e.undoOne(ctx, op, st, name, u, rec); err != nil {
 			errs = append(errs, err)
 		}
+		release()
 	}
 	return errors.Join(errs...)
 }

@@ -85,7 +85,9 @@ func (p *Plan) Impl(st spec.Stage) (core.Impl, bool) {
 func (p *Plan) Pipeline() (*core.Pipeline, error) {
 	out := &core.Pipeline{Stages: make(map[spec.Stage]core.Impl, len(p.Stages))}
 	for _, s := range p.Stages {
-		out.Stages[s.Stage] = s.impl
+		impl := s.impl
+		impl.Timeout = time.Duration(s.Timeout)
+		out.Stages[s.Stage] = impl
 	}
 	for _, c := range p.Checks {
 		impl := c.impl

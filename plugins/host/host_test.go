@@ -329,11 +329,14 @@ func TestSharedProcessAndLogs(t *testing.T) {
 		t.Fatalf("processes: %v, want one shared", p)
 	}
 	// The plugin's stderr is copied to the host logger by a goroutine: give it a moment.
-	want := "[INFO]  plugin.netfile: netfile ready: dir=" + dir
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), want) && time.Now().Before(deadline); {
+	arrived := func() bool {
+		l := logs.String()
+		return strings.Contains(l, "[INFO]  plugin.netfile: netfile ready:") && strings.Contains(l, " dir="+dir)
+	}
+	for deadline := time.Now().Add(5 * time.Second); !arrived() && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if !strings.Contains(logs.String(), want) {
+	if !arrived() {
 		t.Errorf("the plugin's log did not reach the host logger:\n%s", logs.String())
 	}
 	a.(core.Closer).Close()

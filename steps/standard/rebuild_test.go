@@ -3,6 +3,7 @@ package standard_test
 import (
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/slipwayhq/slipway/core/hclconfig"
 	"github.com/slipwayhq/slipway/core/spec"
@@ -31,5 +32,23 @@ func TestRebuildFromPlanConfig(t *testing.T) {
 	}
 	if _, err := hclconfig.Rebuild(reg, spec.StageNetwork, "nosuch", nil); err == nil {
 		t.Error("rebuild of an unknown implementation succeeded")
+	}
+}
+
+// TestPipelineCarriesTimeouts checks that a stage's timeout in HCL becomes its deadline.
+func TestPipelineCarriesTimeouts(t *testing.T) {
+	plan, diags := hclconfig.Load(filepath.Join("..", "..", "examples", "pipelines", "custom-network.hcl"), standard.Registry())
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	p, err := plan.Pipeline()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Stages[spec.StageNetwork].Timeout; got != 10*time.Second {
+		t.Errorf("network stage timeout = %s, want the file's 10s", got)
+	}
+	if got := p.Stages[spec.StageLayer].Timeout; got != 0 {
+		t.Errorf("layer stage timeout = %s, want none", got)
 	}
 }

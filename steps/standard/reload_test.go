@@ -20,8 +20,9 @@ import (
 // TestReloadRace reloads the pipeline in a loop, switching the network stage between the
 // built-in IPAM and the netfile plugin and back, while 8 goroutines create and remove
 // containers. No run may fail because of a reload, every container must be removable
-// afterwards with the implementation that created it, and nothing may be left: no
-// container, directory, snapshot, lease or plugin process.
+// afterwards with the implementation that created it, the plugin's process must stop once no
+// run uses it, and nothing may be left: no container, directory, snapshot, lease or plugin
+// process.
 func TestReloadRace(t *testing.T) {
 	needRoot(t)
 	t.Cleanup(plugintest.Cleanup)
@@ -84,6 +85,17 @@ func TestReloadRace(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	t.Logf("%d reloads, %d creates, %d containers kept for later removal", reloads, creates.Load(), len(kept))
+	// The last reload chose the built-in: once no run uses the plugin's snapshot, its process
+	// stops.
+	if err := e.Reload(ctx, builtin); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); len(plugintest.Processes(ref.Path)) > 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if procs := plugintest.Processes(ref.Path); len(procs) != 0 {
+		t.Errorf("plugin processes of retired snapshots still run: %v", procs)
+	}
 
 	// Whatever the pipeline now, every container is removed with what created it.
 	recs, _ := e.List(ctx, core.ListOptions{All: true})
