@@ -24,6 +24,7 @@ import (
 	"github.com/slipwayhq/slipway/core"
 	"github.com/slipwayhq/slipway/core/errdefs"
 	"github.com/slipwayhq/slipway/core/spec"
+	"github.com/slipwayhq/slipway/plugins/host"
 )
 
 // defaultHost is where slipway serve listens unless --host says otherwise.
@@ -257,7 +258,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "slipway_api_requests_total", Help: "Engine API requests, by method and status code.",
 		}, []string{"code", "method"}),
 	}
-	reg.MustRegister(m.stage, m.runs, m.runTime, m.undone, m.requests)
+	reg.MustRegister(m.stage, m.runs, m.runTime, m.undone, m.requests,
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "slipway_plugin_restarts_total",
+			Help: "Plugin processes launched to replace one that died, hung or was killed.",
+		}, func() float64 { return float64(host.Restarts()) }))
 	return m
 }
 

@@ -265,6 +265,7 @@ func TestServeDockerCLI(t *testing.T) {
 	match(t, "metrics", m, `(?m)^slipway_stage_duration_seconds_count\{impl="[^"]+",outcome="ok",stage="layer"\} 2$`)
 	match(t, "metrics", m, `(?m)^slipway_runs_undone_total\{op="create"\} [1-9]`)
 	match(t, "metrics", m, `(?m)^slipway_api_requests_total\{code="201",method="post"\} 2$`)
+	match(t, "metrics", m, `(?m)^slipway_plugin_restarts_total 0$`) // the default pipeline runs no plugin
 
 	s.stop(t)
 }

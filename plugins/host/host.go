@@ -40,6 +40,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -376,9 +377,10 @@ type proc struct {
 
 	refs int // guarded by pool.mu
 
-	mu      sync.Mutex
-	cur     *instance
-	stopped bool
+	mu       sync.Mutex
+	cur      *instance
+	stopped  bool
+	launches int // guarded by mu
 }
 
 func (pr *proc) release() {
@@ -431,6 +433,10 @@ func (pr *proc) get(ctx context.Context) (*instance, error) {
 			return pr.cur, nil
 		}
 	}
+	if pr.launches > 0 {
+		restarts.Add(1) // a process of this plugin ran before: it died, hung or was killed
+	}
+	pr.launches++
 	inst, err := launch(ctx, pr.ref, pr.log)
 	if err != nil {
 		return nil, err
@@ -438,6 +444,14 @@ func (pr *proc) get(ctx context.Context) (*instance, error) {
 	pr.cur = inst
 	return inst, nil
 }
+
+// restarts counts the plugin processes launched to replace one that died, hung or was
+// killed, in this process.
+var restarts atomic.Uint64
+
+// Restarts returns how many plugin processes were launched to replace one that died, hung or
+// was killed: what an operator watches to see a plugin crash-looping.
+func Restarts() uint64 { return restarts.Load() }
 
 // instance is one running plugin process.
 type instance struct {

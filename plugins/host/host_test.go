@@ -183,6 +183,7 @@ func TestMisbehavingPluginRunUndone(t *testing.T) {
 			if len(pids) != 1 {
 				t.Fatalf("plugin processes after open: %v, want one", pids)
 			}
+			restarts := host.Restarts()
 			start := time.Now()
 			_, err = e.Create(context.Background(), request("fault-1"))
 			if !errdefs.IsUnavailable(err) || !strings.Contains(err.Error(), tc.want) {
@@ -198,10 +199,14 @@ func TestMisbehavingPluginRunUndone(t *testing.T) {
 					t.Errorf("the misbehaving process %d still runs", pid)
 				}
 			}
-			// The plugin restarts for the next run.
+			// The plugin restarts for the next run (the failed run's undo may already have
+			// restarted it), and the restart is counted.
 			resp, err := e.Create(context.Background(), request("ok"))
 			if err != nil {
 				t.Fatalf("create after the failure: %v", err)
+			}
+			if host.Restarts() <= restarts {
+				t.Errorf("plugin restarts counted: %d before the fault, %d after; want more", restarts, host.Restarts())
 			}
 			if l, _ := netfile.ReadLeases(dir); len(l) != 1 || !netip.MustParsePrefix("10.77.0.0/24").Contains(l[resp.ID]) {
 				t.Errorf("leases after the restart: %v, want only %s's (the failed run's lease released)", l, resp.ID)
