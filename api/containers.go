@@ -1,14 +1,12 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/containerd/platforms"
 	"github.com/moby/moby/api/types/container"
@@ -161,7 +159,6 @@ func (s *Server) getContainersJSON(w http.ResponseWriter, r *http.Request, _ *ro
 	if err != nil {
 		return err
 	}
-	newestFirst(ctx, s.eng, list)
 	var ancestors map[string]bool
 	if f.has("ancestor") {
 		ancestors = map[string]bool{}
@@ -227,18 +224,4 @@ func (s *Server) deleteContainer(w http.ResponseWriter, r *http.Request, rt *rou
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
-}
-
-// newestFirst orders the list by creation time to the nanosecond, newest first, as moby
-// does; Summary.Created has whole seconds only, so it comes from the records.
-func newestFirst(ctx context.Context, eng *core.Engine, list []container.Summary) {
-	created := make(map[string]int64, len(list))
-	for _, c := range list {
-		if rec, err := eng.Record(ctx, c.ID); err == nil {
-			created[c.ID] = rec.Created.UnixNano()
-		} else {
-			created[c.ID] = c.Created * int64(time.Second)
-		}
-	}
-	sort.SliceStable(list, func(i, j int) bool { return created[list[i].ID] > created[list[j].ID] })
 }
