@@ -27,6 +27,9 @@ type Client struct {
 	mkdir    pluginpb.MkdirClient
 	register pluginpb.RegisterClient
 	check    pluginpb.CheckClient
+
+	hostID uint32 // broker id of the Host service; 0 when not served
+	calls  callTable
 }
 
 // NewClient returns a client over conn. done is cancelled when the plugin process is gone
@@ -64,7 +67,7 @@ func (c *Client) Configure(ctx context.Context, config json.RawMessage) error {
 	if len(config) == 0 {
 		config = json.RawMessage("{}")
 	}
-	_, err := c.plugin.Configure(ctx, &pluginpb.ConfigureRequest{Config: config})
+	_, err := c.plugin.Configure(ctx, &pluginpb.ConfigureRequest{Config: config, HostBrokerId: c.hostID})
 	return FromStatus(err)
 }
 
@@ -90,12 +93,22 @@ func decode[T any](resp *pluginpb.OutputResponse, err error) (*T, error) {
 	return out, nil
 }
 
-func recordRequest(rec *spec.Record) (*pluginpb.RecordRequest, error) {
+// request encodes rec and registers the call with the Host service when ctx carries a
+// HostEnv; the caller must end the returned call (nil-safe).
+func (c *Client) request(ctx context.Context, rec *spec.Record, warn bool) (*pluginpb.RecordRequest, *hostCall, error) {
 	b, err := encode(rec)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &pluginpb.RecordRequest{Record: b}, nil
+	hcall, hc := c.begin(ctx, warn)
+	return &pluginpb.RecordRequest{Record: b, Call: hcall}, hc, nil
+}
+
+// withWarnings appends the warnings a plugin added through the Host service to the output's.
+func withWarnings(w *[]string, added []string) {
+	if len(added) > 0 {
+		*w = append(*w, added...)
+	}
 }
 
 // Verify calls the verify stage.
@@ -104,69 +117,96 @@ func (c *Client) Verify(ctx context.Context, req *spec.CreateRequest) (*spec.Ver
 	if err != nil {
 		return nil, err
 	}
-	return decode[spec.Verified](c.verify.Verify(ctx, &pluginpb.VerifyRequest{Request: b}))
+	hcall, hc := c.begin(ctx, true)
+	out, err := decode[spec.Verified](c.verify.Verify(ctx, &pluginpb.VerifyRequest{Request: b, Call: hcall}))
+	if w := hc.end(); out != nil {
+		withWarnings(&out.Warnings, w)
+	}
+	return out, err
 }
 
 // ResolveImage calls the image stage.
 func (c *Client) ResolveImage(ctx context.Context, rec *spec.Record) (*spec.Image, error) {
-	r, err := recordRequest(rec)
+	r, hc, err := c.request(ctx, rec, true)
 	if err != nil {
 		return nil, err
 	}
-	return decode[spec.Image](c.image.ResolveImage(ctx, r))
+	out, err := decode[spec.Image](c.image.ResolveImage(ctx, r))
+	if w := hc.end(); out != nil {
+		withWarnings(&out.Warnings, w)
+	}
+	return out, err
 }
 
 // Merge calls the merge stage.
 func (c *Client) Merge(ctx context.Context, rec *spec.Record) (*spec.Merged, error) {
-	r, err := recordRequest(rec)
+	r, hc, err := c.request(ctx, rec, true)
 	if err != nil {
 		return nil, err
 	}
-	return decode[spec.Merged](c.merge.Merge(ctx, r))
+	out, err := decode[spec.Merged](c.merge.Merge(ctx, r))
+	if w := hc.end(); out != nil {
+		withWarnings(&out.Warnings, w)
+	}
+	return out, err
 }
 
 // Secure calls the security stage.
 func (c *Client) Secure(ctx context.Context, rec *spec.Record) (*spec.Security, error) {
-	r, err := recordRequest(rec)
+	r, hc, err := c.request(ctx, rec, true)
 	if err != nil {
 		return nil, err
 	}
-	return decode[spec.Security](c.security.Secure(ctx, r))
+	out, err := decode[spec.Security](c.security.Secure(ctx, r))
+	if w := hc.end(); out != nil {
+		withWarnings(&out.Warnings, w)
+	}
+	return out, err
 }
 
 // ConfigureNetwork calls the network stage.
 func (c *Client) ConfigureNetwork(ctx context.Context, rec *spec.Record) (*spec.Network, error) {
-	r, err := recordRequest(rec)
+	r, hc, err := c.request(ctx, rec, true)
 	if err != nil {
 		return nil, err
 	}
-	return decode[spec.Network](c.network.ConfigureNetwork(ctx, r))
+	out, err := decode[spec.Network](c.network.ConfigureNetwork(ctx, r))
+	if w := hc.end(); out != nil {
+		withWarnings(&out.Warnings, w)
+	}
+	return out, err
 }
 
 // PrepareRootFS calls the layer stage.
 func (c *Client) PrepareRootFS(ctx context.Context, rec *spec.Record) (*spec.RootFS, error) {
-	r, err := recordRequest(rec)
+	r, hc, err := c.request(ctx, rec, true)
 	if err != nil {
 		return nil, err
 	}
-	return decode[spec.RootFS](c.layer.PrepareRootFS(ctx, r))
+	out, err := decode[spec.RootFS](c.layer.PrepareRootFS(ctx, r))
+	if w := hc.end(); out != nil {
+		withWarnings(&out.Warnings, w)
+	}
+	return out, err
 }
 
 // MakeDirs calls the mkdir stage.
 func (c *Client) MakeDirs(ctx context.Context, rec *spec.Record) (*spec.Dirs, error) {
-	r, err := recordRequest(rec)
+	r, hc, err := c.request(ctx, rec, false)
 	if err != nil {
 		return nil, err
 	}
+	defer hc.end()
 	return decode[spec.Dirs](c.mkdir.MakeDirs(ctx, r))
 }
 
 // Reserve calls the first half of the register stage.
 func (c *Client) Reserve(ctx context.Context, rec *spec.Record) (string, error) {
-	r, err := recordRequest(rec)
+	r, hc, err := c.request(ctx, rec, false)
 	if err != nil {
 		return "", err
 	}
+	defer hc.end()
 	resp, err := c.register.Reserve(ctx, r)
 	if err != nil {
 		return "", FromStatus(err)
@@ -176,33 +216,36 @@ func (c *Client) Reserve(ctx context.Context, rec *spec.Record) (string, error) 
 
 // Register calls the second half of the register stage.
 func (c *Client) Register(ctx context.Context, rec *spec.Record) error {
-	r, err := recordRequest(rec)
+	r, hc, err := c.request(ctx, rec, false)
 	if err != nil {
 		return err
 	}
+	defer hc.end()
 	_, err = c.register.Register(ctx, r)
 	return FromStatus(err)
 }
 
 // Check calls a check step.
 func (c *Client) Check(ctx context.Context, rec *spec.Record) ([]string, error) {
-	r, err := recordRequest(rec)
+	r, hc, err := c.request(ctx, rec, true)
 	if err != nil {
 		return nil, err
 	}
 	resp, err := c.check.Check(ctx, r)
+	added := hc.end()
 	if err != nil {
 		return nil, FromStatus(err)
 	}
-	return resp.GetWarnings(), nil
+	return append(resp.GetWarnings(), added...), nil
 }
 
 // Undo calls the undo of stage st, which must be effectful.
 func (c *Client) Undo(ctx context.Context, st spec.Stage, rec *spec.Record) error {
-	r, err := recordRequest(rec)
+	r, hc, err := c.request(ctx, rec, false)
 	if err != nil {
 		return err
 	}
+	defer hc.end()
 	switch st {
 	case spec.StageSecurity:
 		_, err = c.security.Undo(ctx, r)

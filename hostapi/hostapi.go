@@ -22,6 +22,12 @@
 // plugin died, the connection broke) comes back as a *TransportError, which the host turns
 // into an Unavailable error naming the plugin.
 //
+// Host callbacks (callbacks.go): the host serves the Host service on go-plugin's
+// GRPCBroker once per plugin process and a plugin dials it at Configure; each stage call
+// made with a HostEnv in its context carries a HostCall (broker id, call id), and the
+// stage finds the callbacks with HostFromContext: look up a container, resolve an image,
+// add a warning, which the host appends to the Warnings of the call's output.
+//
 // Server serves a Backend (what plugins/sdk builds from a plugin author's stage
 // implementations); Client calls a plugin, and StageView turns any Caller (the Client, or
 // the host's supervising wrapper around it) into a value that implements the core stage
@@ -56,10 +62,13 @@ const (
 	CapConfigure = "configure-json/1"
 	// CapUndoByID: every Undo works from the container ID alone (after a crash).
 	CapUndoByID = "undo-by-id/1"
+	// CapHostCallbacks: the plugin dials the host's Host service at Configure and offers it
+	// to its stages during each call (see HostFromContext).
+	CapHostCallbacks = "host-callbacks/1"
 )
 
 // Capabilities is what a plugin built with this version of hostapi reports.
-var Capabilities = []string{CapJSONRecords, CapConfigure, CapUndoByID}
+var Capabilities = []string{CapJSONRecords, CapConfigure, CapUndoByID, CapHostCallbacks}
 
 // RequiredCapabilities is what a host built with this version of hostapi needs.
 var RequiredCapabilities = []string{CapJSONRecords, CapConfigure}

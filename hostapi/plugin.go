@@ -17,12 +17,15 @@ type GRPCPlugin struct {
 var _ plugin.GRPCPlugin = (*GRPCPlugin)(nil)
 
 // GRPCServer registers the backend's services.
-func (p *GRPCPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	Register(s, p.Backend)
+func (p *GRPCPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error {
+	RegisterWithBroker(s, p.Backend, broker)
 	return nil
 }
 
 // GRPCClient returns a *Client; ctx is cancelled when the plugin process exits.
-func (p *GRPCPlugin) GRPCClient(ctx context.Context, _ *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
-	return NewClient(ctx, conn), nil
+// The client serves the host's callbacks on broker.
+func (p *GRPCPlugin) GRPCClient(ctx context.Context, broker *plugin.GRPCBroker, conn *grpc.ClientConn) (any, error) {
+	c := NewClient(ctx, conn)
+	c.serveHost(broker)
+	return c, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
 	"github.com/slipwayhq/slipway/core"
@@ -58,10 +59,26 @@ type Backend interface {
 	Stages() Stages
 }
 
-// Register registers the Plugin service and the service of every stage b serves on s.
-func Register(s *grpc.Server, b Backend) {
+// served is a Backend with the plugin side's connection to the host's callbacks.
+type served struct {
+	Backend
+	host *hostDialer
+}
+
+// Register registers the Plugin service and the service of every stage b serves on s,
+// without host callbacks (see RegisterWithBroker).
+func Register(s *grpc.Server, b Backend) { RegisterWithBroker(s, b, nil) }
+
+// RegisterWithBroker is Register with host callbacks: Configure dials the host's Host
+// service on broker, and stage implementations find it with HostFromContext.
+func RegisterWithBroker(s *grpc.Server, be Backend, broker *plugin.GRPCBroker) {
+	var hd *hostDialer
+	if broker != nil {
+		hd = &hostDialer{broker: broker}
+	}
+	b := &served{Backend: be, host: hd}
 	pluginpb.RegisterPluginServer(s, pluginServer{b: b})
-	st := b.Stages()
+	st := be.Stages()
 	if st.Verify != nil {
 		pluginpb.RegisterVerifyServer(s, verifyServer{b: b, s: st.Verify})
 	}
@@ -93,7 +110,7 @@ func Register(s *grpc.Server, b Backend) {
 
 type pluginServer struct {
 	pluginpb.UnimplementedPluginServer
-	b Backend
+	b *served
 }
 
 func (p pluginServer) Describe(ctx context.Context, _ *pluginpb.DescribeRequest) (*pluginpb.DescribeResponse, error) {
@@ -102,6 +119,7 @@ func (p pluginServer) Describe(ctx context.Context, _ *pluginpb.DescribeRequest)
 }
 
 func (p pluginServer) Configure(ctx context.Context, req *pluginpb.ConfigureRequest) (*pluginpb.ConfigureResponse, error) {
+	p.b.host.dial(req.GetHostBrokerId())
 	if err := p.b.Configure(ctx, req.GetConfig()); err != nil {
 		return nil, ToStatus(err)
 	}
@@ -109,7 +127,7 @@ func (p pluginServer) Configure(ctx context.Context, req *pluginpb.ConfigureRequ
 }
 
 // record decodes the record of a request once the backend is ready.
-func record(b Backend, req *pluginpb.RecordRequest) (*spec.Record, error) {
+func record(b *served, req *pluginpb.RecordRequest) (*spec.Record, error) {
 	if err := b.Ready(); err != nil {
 		return nil, err
 	}
@@ -121,12 +139,12 @@ func record(b Backend, req *pluginpb.RecordRequest) (*spec.Record, error) {
 }
 
 // output runs a stage call on the request's record and encodes its output.
-func output[T any](b Backend, req *pluginpb.RecordRequest, call func(*spec.Record) (T, error)) (*pluginpb.OutputResponse, error) {
+func output[T any](ctx context.Context, b *served, req *pluginpb.RecordRequest, call func(context.Context, *spec.Record) (T, error)) (*pluginpb.OutputResponse, error) {
 	rec, err := record(b, req)
 	if err != nil {
 		return nil, ToStatus(err)
 	}
-	out, err := call(rec)
+	out, err := call(b.host.withCall(ctx, req.GetCall()), rec)
 	if err != nil {
 		return nil, ToStatus(err)
 	}
@@ -137,11 +155,12 @@ func output[T any](b Backend, req *pluginpb.RecordRequest, call func(*spec.Recor
 	return &pluginpb.OutputResponse{Output: body}, nil
 }
 
-func undo(ctx context.Context, b Backend, u core.Undoer, req *pluginpb.RecordRequest) (*pluginpb.UndoResponse, error) {
+func undo(ctx context.Context, b *served, u core.Undoer, req *pluginpb.RecordRequest) (*pluginpb.UndoResponse, error) {
 	rec, err := record(b, req)
 	if err != nil {
 		return nil, ToStatus(err)
 	}
+	ctx = b.host.withCall(ctx, req.GetCall())
 	if err := u.Undo(ctx, rec); err != nil {
 		return nil, ToStatus(err)
 	}
@@ -150,7 +169,7 @@ func undo(ctx context.Context, b Backend, u core.Undoer, req *pluginpb.RecordReq
 
 type verifyServer struct {
 	pluginpb.UnimplementedVerifyServer
-	b Backend
+	b *served
 	s core.Verifier
 }
 
@@ -162,7 +181,7 @@ func (v verifyServer) Verify(ctx context.Context, req *pluginpb.VerifyRequest) (
 	if err := json.Unmarshal(req.GetRequest(), &cr); err != nil {
 		return nil, ToStatus(errdefs.InvalidArgument(fmt.Errorf("hostapi: decode request: %w", err)))
 	}
-	out, err := v.s.Verify(ctx, &cr)
+	out, err := v.s.Verify(v.b.host.withCall(ctx, req.GetCall()), &cr)
 	if err != nil {
 		return nil, ToStatus(err)
 	}
@@ -175,32 +194,32 @@ func (v verifyServer) Verify(ctx context.Context, req *pluginpb.VerifyRequest) (
 
 type imageServer struct {
 	pluginpb.UnimplementedImageServer
-	b Backend
+	b *served
 	s core.ImageResolver
 }
 
 func (v imageServer) ResolveImage(ctx context.Context, req *pluginpb.RecordRequest) (*pluginpb.OutputResponse, error) {
-	return output(v.b, req, func(r *spec.Record) (*spec.Image, error) { return v.s.ResolveImage(ctx, r) })
+	return output(ctx, v.b, req, func(ctx context.Context, r *spec.Record) (*spec.Image, error) { return v.s.ResolveImage(ctx, r) })
 }
 
 type mergeServer struct {
 	pluginpb.UnimplementedMergeServer
-	b Backend
+	b *served
 	s core.Merger
 }
 
 func (v mergeServer) Merge(ctx context.Context, req *pluginpb.RecordRequest) (*pluginpb.OutputResponse, error) {
-	return output(v.b, req, func(r *spec.Record) (*spec.Merged, error) { return v.s.Merge(ctx, r) })
+	return output(ctx, v.b, req, func(ctx context.Context, r *spec.Record) (*spec.Merged, error) { return v.s.Merge(ctx, r) })
 }
 
 type securityServer struct {
 	pluginpb.UnimplementedSecurityServer
-	b Backend
+	b *served
 	s core.Securer
 }
 
 func (v securityServer) Secure(ctx context.Context, req *pluginpb.RecordRequest) (*pluginpb.OutputResponse, error) {
-	return output(v.b, req, func(r *spec.Record) (*spec.Security, error) { return v.s.Secure(ctx, r) })
+	return output(ctx, v.b, req, func(ctx context.Context, r *spec.Record) (*spec.Security, error) { return v.s.Secure(ctx, r) })
 }
 
 func (v securityServer) Undo(ctx context.Context, req *pluginpb.RecordRequest) (*pluginpb.UndoResponse, error) {
@@ -209,12 +228,12 @@ func (v securityServer) Undo(ctx context.Context, req *pluginpb.RecordRequest) (
 
 type networkServer struct {
 	pluginpb.UnimplementedNetworkServer
-	b Backend
+	b *served
 	s core.Networker
 }
 
 func (v networkServer) ConfigureNetwork(ctx context.Context, req *pluginpb.RecordRequest) (*pluginpb.OutputResponse, error) {
-	return output(v.b, req, func(r *spec.Record) (*spec.Network, error) { return v.s.ConfigureNetwork(ctx, r) })
+	return output(ctx, v.b, req, func(ctx context.Context, r *spec.Record) (*spec.Network, error) { return v.s.ConfigureNetwork(ctx, r) })
 }
 
 func (v networkServer) Undo(ctx context.Context, req *pluginpb.RecordRequest) (*pluginpb.UndoResponse, error) {
@@ -223,12 +242,12 @@ func (v networkServer) Undo(ctx context.Context, req *pluginpb.RecordRequest) (*
 
 type layerServer struct {
 	pluginpb.UnimplementedLayerServer
-	b Backend
+	b *served
 	s core.Layerer
 }
 
 func (v layerServer) PrepareRootFS(ctx context.Context, req *pluginpb.RecordRequest) (*pluginpb.OutputResponse, error) {
-	return output(v.b, req, func(r *spec.Record) (*spec.RootFS, error) { return v.s.PrepareRootFS(ctx, r) })
+	return output(ctx, v.b, req, func(ctx context.Context, r *spec.Record) (*spec.RootFS, error) { return v.s.PrepareRootFS(ctx, r) })
 }
 
 func (v layerServer) Undo(ctx context.Context, req *pluginpb.RecordRequest) (*pluginpb.UndoResponse, error) {
@@ -237,12 +256,12 @@ func (v layerServer) Undo(ctx context.Context, req *pluginpb.RecordRequest) (*pl
 
 type mkdirServer struct {
 	pluginpb.UnimplementedMkdirServer
-	b Backend
+	b *served
 	s core.DirMaker
 }
 
 func (v mkdirServer) MakeDirs(ctx context.Context, req *pluginpb.RecordRequest) (*pluginpb.OutputResponse, error) {
-	return output(v.b, req, func(r *spec.Record) (*spec.Dirs, error) { return v.s.MakeDirs(ctx, r) })
+	return output(ctx, v.b, req, func(ctx context.Context, r *spec.Record) (*spec.Dirs, error) { return v.s.MakeDirs(ctx, r) })
 }
 
 func (v mkdirServer) Undo(ctx context.Context, req *pluginpb.RecordRequest) (*pluginpb.UndoResponse, error) {
@@ -251,7 +270,7 @@ func (v mkdirServer) Undo(ctx context.Context, req *pluginpb.RecordRequest) (*pl
 
 type registerServer struct {
 	pluginpb.UnimplementedRegisterServer
-	b Backend
+	b *served
 	s core.Registrar
 }
 
@@ -260,7 +279,7 @@ func (v registerServer) Reserve(ctx context.Context, req *pluginpb.RecordRequest
 	if err != nil {
 		return nil, ToStatus(err)
 	}
-	name, err := v.s.Reserve(ctx, rec)
+	name, err := v.s.Reserve(v.b.host.withCall(ctx, req.GetCall()), rec)
 	if err != nil {
 		return nil, ToStatus(err)
 	}
@@ -272,7 +291,7 @@ func (v registerServer) Register(ctx context.Context, req *pluginpb.RecordReques
 	if err != nil {
 		return nil, ToStatus(err)
 	}
-	if err := v.s.Register(ctx, rec); err != nil {
+	if err := v.s.Register(v.b.host.withCall(ctx, req.GetCall()), rec); err != nil {
 		return nil, ToStatus(err)
 	}
 	return &pluginpb.RegisterResponse{}, nil
@@ -284,7 +303,7 @@ func (v registerServer) Undo(ctx context.Context, req *pluginpb.RecordRequest) (
 
 type checkServer struct {
 	pluginpb.UnimplementedCheckServer
-	b Backend
+	b *served
 	s core.Checker
 }
 
@@ -293,7 +312,7 @@ func (v checkServer) Check(ctx context.Context, req *pluginpb.RecordRequest) (*p
 	if err != nil {
 		return nil, ToStatus(err)
 	}
-	w, err := v.s.Check(ctx, rec)
+	w, err := v.s.Check(v.b.host.withCall(ctx, req.GetCall()), rec)
 	if err != nil {
 		return nil, ToStatus(err)
 	}

@@ -253,7 +253,11 @@ func (x *ConfigField) GetFields() []*ConfigField {
 type ConfigureRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// config is a JSON object.
-	Config        []byte `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	Config []byte `protobuf:"bytes,1,opt,name=config,proto3" json:"config,omitempty"`
+	// host_broker_id is the go-plugin GRPCBroker connection id on which the host serves the
+	// Host service for this plugin process; 0 when it serves none. The plugin dials it while
+	// it is configured (a broker's connection info expires if not dialled soon).
+	HostBrokerId  uint32 `protobuf:"varint,2,opt,name=host_broker_id,json=hostBrokerId,proto3" json:"host_broker_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -293,6 +297,13 @@ func (x *ConfigureRequest) GetConfig() []byte {
 		return x.Config
 	}
 	return nil
+}
+
+func (x *ConfigureRequest) GetHostBrokerId() uint32 {
+	if x != nil {
+		return x.HostBrokerId
+	}
+	return 0
 }
 
 type ConfigureResponse struct {
@@ -379,8 +390,11 @@ func (x *ErrorInfo) GetClass() string {
 
 // RecordRequest carries the run's record so far: JSON of spec.Record.
 type RecordRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Record        []byte                 `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Record []byte                 `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	// call is the Host service's handle on this call; empty when the host offers no
+	// callbacks for it.
+	Call          *HostCall `protobuf:"bytes,2,opt,name=call,proto3" json:"call,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -422,6 +436,78 @@ func (x *RecordRequest) GetRecord() []byte {
 	return nil
 }
 
+func (x *RecordRequest) GetCall() *HostCall {
+	if x != nil {
+		return x.Call
+	}
+	return nil
+}
+
+// HostCall names one stage call to the Host service.
+type HostCall struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// broker_id is the GRPCBroker connection id of the Host service (as in ConfigureRequest).
+	BrokerId uint32 `protobuf:"varint,1,opt,name=broker_id,json=brokerId,proto3" json:"broker_id,omitempty"`
+	// call_id names the call in progress; callbacks with an id of a call that ended fail
+	// with FailedPrecondition.
+	CallId uint64 `protobuf:"varint,2,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
+	// warnings is true when the call's output carries warnings, so AddWarning works.
+	Warnings      bool `protobuf:"varint,3,opt,name=warnings,proto3" json:"warnings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostCall) Reset() {
+	*x = HostCall{}
+	mi := &file_plugin_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostCall) ProtoMessage() {}
+
+func (x *HostCall) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostCall.ProtoReflect.Descriptor instead.
+func (*HostCall) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *HostCall) GetBrokerId() uint32 {
+	if x != nil {
+		return x.BrokerId
+	}
+	return 0
+}
+
+func (x *HostCall) GetCallId() uint64 {
+	if x != nil {
+		return x.CallId
+	}
+	return 0
+}
+
+func (x *HostCall) GetWarnings() bool {
+	if x != nil {
+		return x.Warnings
+	}
+	return false
+}
+
 // OutputResponse carries a stage's output: JSON of the stage's spec type.
 type OutputResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -432,7 +518,7 @@ type OutputResponse struct {
 
 func (x *OutputResponse) Reset() {
 	*x = OutputResponse{}
-	mi := &file_plugin_proto_msgTypes[7]
+	mi := &file_plugin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -444,7 +530,7 @@ func (x *OutputResponse) String() string {
 func (*OutputResponse) ProtoMessage() {}
 
 func (x *OutputResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[7]
+	mi := &file_plugin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -457,7 +543,7 @@ func (x *OutputResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputResponse.ProtoReflect.Descriptor instead.
 func (*OutputResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{7}
+	return file_plugin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *OutputResponse) GetOutput() []byte {
@@ -475,7 +561,7 @@ type UndoResponse struct {
 
 func (x *UndoResponse) Reset() {
 	*x = UndoResponse{}
-	mi := &file_plugin_proto_msgTypes[8]
+	mi := &file_plugin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -487,7 +573,7 @@ func (x *UndoResponse) String() string {
 func (*UndoResponse) ProtoMessage() {}
 
 func (x *UndoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[8]
+	mi := &file_plugin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -500,20 +586,21 @@ func (x *UndoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndoResponse.ProtoReflect.Descriptor instead.
 func (*UndoResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{8}
+	return file_plugin_proto_rawDescGZIP(), []int{9}
 }
 
 type VerifyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// request is JSON of spec.CreateRequest.
-	Request       []byte `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	Request       []byte    `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	Call          *HostCall `protobuf:"bytes,2,opt,name=call,proto3" json:"call,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_plugin_proto_msgTypes[9]
+	mi := &file_plugin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -525,7 +612,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[9]
+	mi := &file_plugin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -538,12 +625,19 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{9}
+	return file_plugin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *VerifyRequest) GetRequest() []byte {
 	if x != nil {
 		return x.Request
+	}
+	return nil
+}
+
+func (x *VerifyRequest) GetCall() *HostCall {
+	if x != nil {
+		return x.Call
 	}
 	return nil
 }
@@ -557,7 +651,7 @@ type ReserveResponse struct {
 
 func (x *ReserveResponse) Reset() {
 	*x = ReserveResponse{}
-	mi := &file_plugin_proto_msgTypes[10]
+	mi := &file_plugin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -569,7 +663,7 @@ func (x *ReserveResponse) String() string {
 func (*ReserveResponse) ProtoMessage() {}
 
 func (x *ReserveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[10]
+	mi := &file_plugin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -582,7 +676,7 @@ func (x *ReserveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReserveResponse.ProtoReflect.Descriptor instead.
 func (*ReserveResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{10}
+	return file_plugin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReserveResponse) GetName() string {
@@ -600,7 +694,7 @@ type RegisterResponse struct {
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_plugin_proto_msgTypes[11]
+	mi := &file_plugin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -612,7 +706,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[11]
+	mi := &file_plugin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -625,7 +719,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{11}
+	return file_plugin_proto_rawDescGZIP(), []int{12}
 }
 
 type CheckResponse struct {
@@ -637,7 +731,7 @@ type CheckResponse struct {
 
 func (x *CheckResponse) Reset() {
 	*x = CheckResponse{}
-	mi := &file_plugin_proto_msgTypes[12]
+	mi := &file_plugin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -649,7 +743,7 @@ func (x *CheckResponse) String() string {
 func (*CheckResponse) ProtoMessage() {}
 
 func (x *CheckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[12]
+	mi := &file_plugin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -662,7 +756,7 @@ func (x *CheckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckResponse.ProtoReflect.Descriptor instead.
 func (*CheckResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{12}
+	return file_plugin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CheckResponse) GetWarnings() []string {
@@ -670,6 +764,236 @@ func (x *CheckResponse) GetWarnings() []string {
 		return x.Warnings
 	}
 	return nil
+}
+
+type LookupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CallId        uint64                 `protobuf:"varint,1,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
+	Ref           string                 `protobuf:"bytes,2,opt,name=ref,proto3" json:"ref,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LookupRequest) Reset() {
+	*x = LookupRequest{}
+	mi := &file_plugin_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LookupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LookupRequest) ProtoMessage() {}
+
+func (x *LookupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LookupRequest.ProtoReflect.Descriptor instead.
+func (*LookupRequest) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *LookupRequest) GetCallId() uint64 {
+	if x != nil {
+		return x.CallId
+	}
+	return 0
+}
+
+func (x *LookupRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+type LookupContainerResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// record is JSON of spec.Record.
+	Record        []byte `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LookupContainerResponse) Reset() {
+	*x = LookupContainerResponse{}
+	mi := &file_plugin_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LookupContainerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LookupContainerResponse) ProtoMessage() {}
+
+func (x *LookupContainerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LookupContainerResponse.ProtoReflect.Descriptor instead.
+func (*LookupContainerResponse) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *LookupContainerResponse) GetRecord() []byte {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
+type ResolveImageResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// image is JSON of spec.Image.
+	Image         []byte `protobuf:"bytes,1,opt,name=image,proto3" json:"image,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResolveImageResponse) Reset() {
+	*x = ResolveImageResponse{}
+	mi := &file_plugin_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResolveImageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResolveImageResponse) ProtoMessage() {}
+
+func (x *ResolveImageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResolveImageResponse.ProtoReflect.Descriptor instead.
+func (*ResolveImageResponse) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ResolveImageResponse) GetImage() []byte {
+	if x != nil {
+		return x.Image
+	}
+	return nil
+}
+
+type AddWarningRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CallId        uint64                 `protobuf:"varint,1,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddWarningRequest) Reset() {
+	*x = AddWarningRequest{}
+	mi := &file_plugin_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddWarningRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddWarningRequest) ProtoMessage() {}
+
+func (x *AddWarningRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddWarningRequest.ProtoReflect.Descriptor instead.
+func (*AddWarningRequest) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *AddWarningRequest) GetCallId() uint64 {
+	if x != nil {
+		return x.CallId
+	}
+	return 0
+}
+
+func (x *AddWarningRequest) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+type AddWarningResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddWarningResponse) Reset() {
+	*x = AddWarningResponse{}
+	mi := &file_plugin_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddWarningResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddWarningResponse) ProtoMessage() {}
+
+func (x *AddWarningResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddWarningResponse.ProtoReflect.Descriptor instead.
+func (*AddWarningResponse) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{18}
 }
 
 var File_plugin_proto protoreflect.FileDescriptor
@@ -693,24 +1017,42 @@ const file_plugin_proto_rawDesc = "" +
 	"\brequired\x18\x03 \x01(\bR\brequired\x12 \n" +
 	"\vdescription\x18\x04 \x01(\tR\vdescription\x12\x18\n" +
 	"\adefault\x18\x05 \x01(\fR\adefault\x126\n" +
-	"\x06fields\x18\x06 \x03(\v2\x1e.slipway.plugin.v1.ConfigFieldR\x06fields\"*\n" +
+	"\x06fields\x18\x06 \x03(\v2\x1e.slipway.plugin.v1.ConfigFieldR\x06fields\"P\n" +
 	"\x10ConfigureRequest\x12\x16\n" +
-	"\x06config\x18\x01 \x01(\fR\x06config\"\x13\n" +
+	"\x06config\x18\x01 \x01(\fR\x06config\x12$\n" +
+	"\x0ehost_broker_id\x18\x02 \x01(\rR\fhostBrokerId\"\x13\n" +
 	"\x11ConfigureResponse\"!\n" +
 	"\tErrorInfo\x12\x14\n" +
-	"\x05class\x18\x01 \x01(\tR\x05class\"'\n" +
+	"\x05class\x18\x01 \x01(\tR\x05class\"X\n" +
 	"\rRecordRequest\x12\x16\n" +
-	"\x06record\x18\x01 \x01(\fR\x06record\"(\n" +
+	"\x06record\x18\x01 \x01(\fR\x06record\x12/\n" +
+	"\x04call\x18\x02 \x01(\v2\x1b.slipway.plugin.v1.HostCallR\x04call\"\\\n" +
+	"\bHostCall\x12\x1b\n" +
+	"\tbroker_id\x18\x01 \x01(\rR\bbrokerId\x12\x17\n" +
+	"\acall_id\x18\x02 \x01(\x04R\x06callId\x12\x1a\n" +
+	"\bwarnings\x18\x03 \x01(\bR\bwarnings\"(\n" +
 	"\x0eOutputResponse\x12\x16\n" +
 	"\x06output\x18\x01 \x01(\fR\x06output\"\x0e\n" +
-	"\fUndoResponse\")\n" +
+	"\fUndoResponse\"Z\n" +
 	"\rVerifyRequest\x12\x18\n" +
-	"\arequest\x18\x01 \x01(\fR\arequest\"%\n" +
+	"\arequest\x18\x01 \x01(\fR\arequest\x12/\n" +
+	"\x04call\x18\x02 \x01(\v2\x1b.slipway.plugin.v1.HostCallR\x04call\"%\n" +
 	"\x0fReserveResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x12\n" +
 	"\x10RegisterResponse\"+\n" +
 	"\rCheckResponse\x12\x1a\n" +
-	"\bwarnings\x18\x01 \x03(\tR\bwarnings2\xb5\x01\n" +
+	"\bwarnings\x18\x01 \x03(\tR\bwarnings\":\n" +
+	"\rLookupRequest\x12\x17\n" +
+	"\acall_id\x18\x01 \x01(\x04R\x06callId\x12\x10\n" +
+	"\x03ref\x18\x02 \x01(\tR\x03ref\"1\n" +
+	"\x17LookupContainerResponse\x12\x16\n" +
+	"\x06record\x18\x01 \x01(\fR\x06record\",\n" +
+	"\x14ResolveImageResponse\x12\x14\n" +
+	"\x05image\x18\x01 \x01(\fR\x05image\"F\n" +
+	"\x11AddWarningRequest\x12\x17\n" +
+	"\acall_id\x18\x01 \x01(\x04R\x06callId\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x14\n" +
+	"\x12AddWarningResponse2\xb5\x01\n" +
 	"\x06Plugin\x12S\n" +
 	"\bDescribe\x12\".slipway.plugin.v1.DescribeRequest\x1a#.slipway.plugin.v1.DescribeResponse\x12V\n" +
 	"\tConfigure\x12#.slipway.plugin.v1.ConfigureRequest\x1a$.slipway.plugin.v1.ConfigureResponse2W\n" +
@@ -737,7 +1079,12 @@ const file_plugin_proto_rawDesc = "" +
 	"\bRegister\x12 .slipway.plugin.v1.RecordRequest\x1a#.slipway.plugin.v1.RegisterResponse\x12I\n" +
 	"\x04Undo\x12 .slipway.plugin.v1.RecordRequest\x1a\x1f.slipway.plugin.v1.UndoResponse2T\n" +
 	"\x05Check\x12K\n" +
-	"\x05Check\x12 .slipway.plugin.v1.RecordRequest\x1a .slipway.plugin.v1.CheckResponseB/Z-github.com/slipwayhq/slipway/hostapi/pluginpbb\x06proto3"
+	"\x05Check\x12 .slipway.plugin.v1.RecordRequest\x1a .slipway.plugin.v1.CheckResponse2\x9d\x02\n" +
+	"\x04Host\x12_\n" +
+	"\x0fLookupContainer\x12 .slipway.plugin.v1.LookupRequest\x1a*.slipway.plugin.v1.LookupContainerResponse\x12Y\n" +
+	"\fResolveImage\x12 .slipway.plugin.v1.LookupRequest\x1a'.slipway.plugin.v1.ResolveImageResponse\x12Y\n" +
+	"\n" +
+	"AddWarning\x12$.slipway.plugin.v1.AddWarningRequest\x1a%.slipway.plugin.v1.AddWarningResponseB/Z-github.com/slipwayhq/slipway/hostapi/pluginpbb\x06proto3"
 
 var (
 	file_plugin_proto_rawDescOnce sync.Once
@@ -751,64 +1098,78 @@ func file_plugin_proto_rawDescGZIP() []byte {
 	return file_plugin_proto_rawDescData
 }
 
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_plugin_proto_goTypes = []any{
-	(*DescribeRequest)(nil),   // 0: slipway.plugin.v1.DescribeRequest
-	(*DescribeResponse)(nil),  // 1: slipway.plugin.v1.DescribeResponse
-	(*ConfigField)(nil),       // 2: slipway.plugin.v1.ConfigField
-	(*ConfigureRequest)(nil),  // 3: slipway.plugin.v1.ConfigureRequest
-	(*ConfigureResponse)(nil), // 4: slipway.plugin.v1.ConfigureResponse
-	(*ErrorInfo)(nil),         // 5: slipway.plugin.v1.ErrorInfo
-	(*RecordRequest)(nil),     // 6: slipway.plugin.v1.RecordRequest
-	(*OutputResponse)(nil),    // 7: slipway.plugin.v1.OutputResponse
-	(*UndoResponse)(nil),      // 8: slipway.plugin.v1.UndoResponse
-	(*VerifyRequest)(nil),     // 9: slipway.plugin.v1.VerifyRequest
-	(*ReserveResponse)(nil),   // 10: slipway.plugin.v1.ReserveResponse
-	(*RegisterResponse)(nil),  // 11: slipway.plugin.v1.RegisterResponse
-	(*CheckResponse)(nil),     // 12: slipway.plugin.v1.CheckResponse
+	(*DescribeRequest)(nil),         // 0: slipway.plugin.v1.DescribeRequest
+	(*DescribeResponse)(nil),        // 1: slipway.plugin.v1.DescribeResponse
+	(*ConfigField)(nil),             // 2: slipway.plugin.v1.ConfigField
+	(*ConfigureRequest)(nil),        // 3: slipway.plugin.v1.ConfigureRequest
+	(*ConfigureResponse)(nil),       // 4: slipway.plugin.v1.ConfigureResponse
+	(*ErrorInfo)(nil),               // 5: slipway.plugin.v1.ErrorInfo
+	(*RecordRequest)(nil),           // 6: slipway.plugin.v1.RecordRequest
+	(*HostCall)(nil),                // 7: slipway.plugin.v1.HostCall
+	(*OutputResponse)(nil),          // 8: slipway.plugin.v1.OutputResponse
+	(*UndoResponse)(nil),            // 9: slipway.plugin.v1.UndoResponse
+	(*VerifyRequest)(nil),           // 10: slipway.plugin.v1.VerifyRequest
+	(*ReserveResponse)(nil),         // 11: slipway.plugin.v1.ReserveResponse
+	(*RegisterResponse)(nil),        // 12: slipway.plugin.v1.RegisterResponse
+	(*CheckResponse)(nil),           // 13: slipway.plugin.v1.CheckResponse
+	(*LookupRequest)(nil),           // 14: slipway.plugin.v1.LookupRequest
+	(*LookupContainerResponse)(nil), // 15: slipway.plugin.v1.LookupContainerResponse
+	(*ResolveImageResponse)(nil),    // 16: slipway.plugin.v1.ResolveImageResponse
+	(*AddWarningRequest)(nil),       // 17: slipway.plugin.v1.AddWarningRequest
+	(*AddWarningResponse)(nil),      // 18: slipway.plugin.v1.AddWarningResponse
 }
 var file_plugin_proto_depIdxs = []int32{
 	2,  // 0: slipway.plugin.v1.DescribeResponse.config_schema:type_name -> slipway.plugin.v1.ConfigField
 	2,  // 1: slipway.plugin.v1.ConfigField.fields:type_name -> slipway.plugin.v1.ConfigField
-	0,  // 2: slipway.plugin.v1.Plugin.Describe:input_type -> slipway.plugin.v1.DescribeRequest
-	3,  // 3: slipway.plugin.v1.Plugin.Configure:input_type -> slipway.plugin.v1.ConfigureRequest
-	9,  // 4: slipway.plugin.v1.Verify.Verify:input_type -> slipway.plugin.v1.VerifyRequest
-	6,  // 5: slipway.plugin.v1.Image.ResolveImage:input_type -> slipway.plugin.v1.RecordRequest
-	6,  // 6: slipway.plugin.v1.Merge.Merge:input_type -> slipway.plugin.v1.RecordRequest
-	6,  // 7: slipway.plugin.v1.Security.Secure:input_type -> slipway.plugin.v1.RecordRequest
-	6,  // 8: slipway.plugin.v1.Security.Undo:input_type -> slipway.plugin.v1.RecordRequest
-	6,  // 9: slipway.plugin.v1.Network.ConfigureNetwork:input_type -> slipway.plugin.v1.RecordRequest
-	6,  // 10: slipway.plugin.v1.Network.Undo:input_type -> slipway.plugin.v1.RecordRequest
-	6,  // 11: slipway.plugin.v1.Layer.PrepareRootFS:input_type -> slipway.plugin.v1.RecordRequest
-	6,  // 12: slipway.plugin.v1.Layer.Undo:input_type -> slipway.plugin.v1.RecordRequest
-	6,  // 13: slipway.plugin.v1.Mkdir.MakeDirs:input_type -> slipway.plugin.v1.RecordRequest
-	6,  // 14: slipway.plugin.v1.Mkdir.Undo:input_type -> slipway.plugin.v1.RecordRequest
-	6,  // 15: slipway.plugin.v1.Register.Reserve:input_type -> slipway.plugin.v1.RecordRequest
-	6,  // 16: slipway.plugin.v1.Register.Register:input_type -> slipway.plugin.v1.RecordRequest
-	6,  // 17: slipway.plugin.v1.Register.Undo:input_type -> slipway.plugin.v1.RecordRequest
-	6,  // 18: slipway.plugin.v1.Check.Check:input_type -> slipway.plugin.v1.RecordRequest
-	1,  // 19: slipway.plugin.v1.Plugin.Describe:output_type -> slipway.plugin.v1.DescribeResponse
-	4,  // 20: slipway.plugin.v1.Plugin.Configure:output_type -> slipway.plugin.v1.ConfigureResponse
-	7,  // 21: slipway.plugin.v1.Verify.Verify:output_type -> slipway.plugin.v1.OutputResponse
-	7,  // 22: slipway.plugin.v1.Image.ResolveImage:output_type -> slipway.plugin.v1.OutputResponse
-	7,  // 23: slipway.plugin.v1.Merge.Merge:output_type -> slipway.plugin.v1.OutputResponse
-	7,  // 24: slipway.plugin.v1.Security.Secure:output_type -> slipway.plugin.v1.OutputResponse
-	8,  // 25: slipway.plugin.v1.Security.Undo:output_type -> slipway.plugin.v1.UndoResponse
-	7,  // 26: slipway.plugin.v1.Network.ConfigureNetwork:output_type -> slipway.plugin.v1.OutputResponse
-	8,  // 27: slipway.plugin.v1.Network.Undo:output_type -> slipway.plugin.v1.UndoResponse
-	7,  // 28: slipway.plugin.v1.Layer.PrepareRootFS:output_type -> slipway.plugin.v1.OutputResponse
-	8,  // 29: slipway.plugin.v1.Layer.Undo:output_type -> slipway.plugin.v1.UndoResponse
-	7,  // 30: slipway.plugin.v1.Mkdir.MakeDirs:output_type -> slipway.plugin.v1.OutputResponse
-	8,  // 31: slipway.plugin.v1.Mkdir.Undo:output_type -> slipway.plugin.v1.UndoResponse
-	10, // 32: slipway.plugin.v1.Register.Reserve:output_type -> slipway.plugin.v1.ReserveResponse
-	11, // 33: slipway.plugin.v1.Register.Register:output_type -> slipway.plugin.v1.RegisterResponse
-	8,  // 34: slipway.plugin.v1.Register.Undo:output_type -> slipway.plugin.v1.UndoResponse
-	12, // 35: slipway.plugin.v1.Check.Check:output_type -> slipway.plugin.v1.CheckResponse
-	19, // [19:36] is the sub-list for method output_type
-	2,  // [2:19] is the sub-list for method input_type
-	2,  // [2:2] is the sub-list for extension type_name
-	2,  // [2:2] is the sub-list for extension extendee
-	0,  // [0:2] is the sub-list for field type_name
+	7,  // 2: slipway.plugin.v1.RecordRequest.call:type_name -> slipway.plugin.v1.HostCall
+	7,  // 3: slipway.plugin.v1.VerifyRequest.call:type_name -> slipway.plugin.v1.HostCall
+	0,  // 4: slipway.plugin.v1.Plugin.Describe:input_type -> slipway.plugin.v1.DescribeRequest
+	3,  // 5: slipway.plugin.v1.Plugin.Configure:input_type -> slipway.plugin.v1.ConfigureRequest
+	10, // 6: slipway.plugin.v1.Verify.Verify:input_type -> slipway.plugin.v1.VerifyRequest
+	6,  // 7: slipway.plugin.v1.Image.ResolveImage:input_type -> slipway.plugin.v1.RecordRequest
+	6,  // 8: slipway.plugin.v1.Merge.Merge:input_type -> slipway.plugin.v1.RecordRequest
+	6,  // 9: slipway.plugin.v1.Security.Secure:input_type -> slipway.plugin.v1.RecordRequest
+	6,  // 10: slipway.plugin.v1.Security.Undo:input_type -> slipway.plugin.v1.RecordRequest
+	6,  // 11: slipway.plugin.v1.Network.ConfigureNetwork:input_type -> slipway.plugin.v1.RecordRequest
+	6,  // 12: slipway.plugin.v1.Network.Undo:input_type -> slipway.plugin.v1.RecordRequest
+	6,  // 13: slipway.plugin.v1.Layer.PrepareRootFS:input_type -> slipway.plugin.v1.RecordRequest
+	6,  // 14: slipway.plugin.v1.Layer.Undo:input_type -> slipway.plugin.v1.RecordRequest
+	6,  // 15: slipway.plugin.v1.Mkdir.MakeDirs:input_type -> slipway.plugin.v1.RecordRequest
+	6,  // 16: slipway.plugin.v1.Mkdir.Undo:input_type -> slipway.plugin.v1.RecordRequest
+	6,  // 17: slipway.plugin.v1.Register.Reserve:input_type -> slipway.plugin.v1.RecordRequest
+	6,  // 18: slipway.plugin.v1.Register.Register:input_type -> slipway.plugin.v1.RecordRequest
+	6,  // 19: slipway.plugin.v1.Register.Undo:input_type -> slipway.plugin.v1.RecordRequest
+	6,  // 20: slipway.plugin.v1.Check.Check:input_type -> slipway.plugin.v1.RecordRequest
+	14, // 21: slipway.plugin.v1.Host.LookupContainer:input_type -> slipway.plugin.v1.LookupRequest
+	14, // 22: slipway.plugin.v1.Host.ResolveImage:input_type -> slipway.plugin.v1.LookupRequest
+	17, // 23: slipway.plugin.v1.Host.AddWarning:input_type -> slipway.plugin.v1.AddWarningRequest
+	1,  // 24: slipway.plugin.v1.Plugin.Describe:output_type -> slipway.plugin.v1.DescribeResponse
+	4,  // 25: slipway.plugin.v1.Plugin.Configure:output_type -> slipway.plugin.v1.ConfigureResponse
+	8,  // 26: slipway.plugin.v1.Verify.Verify:output_type -> slipway.plugin.v1.OutputResponse
+	8,  // 27: slipway.plugin.v1.Image.ResolveImage:output_type -> slipway.plugin.v1.OutputResponse
+	8,  // 28: slipway.plugin.v1.Merge.Merge:output_type -> slipway.plugin.v1.OutputResponse
+	8,  // 29: slipway.plugin.v1.Security.Secure:output_type -> slipway.plugin.v1.OutputResponse
+	9,  // 30: slipway.plugin.v1.Security.Undo:output_type -> slipway.plugin.v1.UndoResponse
+	8,  // 31: slipway.plugin.v1.Network.ConfigureNetwork:output_type -> slipway.plugin.v1.OutputResponse
+	9,  // 32: slipway.plugin.v1.Network.Undo:output_type -> slipway.plugin.v1.UndoResponse
+	8,  // 33: slipway.plugin.v1.Layer.PrepareRootFS:output_type -> slipway.plugin.v1.OutputResponse
+	9,  // 34: slipway.plugin.v1.Layer.Undo:output_type -> slipway.plugin.v1.UndoResponse
+	8,  // 35: slipway.plugin.v1.Mkdir.MakeDirs:output_type -> slipway.plugin.v1.OutputResponse
+	9,  // 36: slipway.plugin.v1.Mkdir.Undo:output_type -> slipway.plugin.v1.UndoResponse
+	11, // 37: slipway.plugin.v1.Register.Reserve:output_type -> slipway.plugin.v1.ReserveResponse
+	12, // 38: slipway.plugin.v1.Register.Register:output_type -> slipway.plugin.v1.RegisterResponse
+	9,  // 39: slipway.plugin.v1.Register.Undo:output_type -> slipway.plugin.v1.UndoResponse
+	13, // 40: slipway.plugin.v1.Check.Check:output_type -> slipway.plugin.v1.CheckResponse
+	15, // 41: slipway.plugin.v1.Host.LookupContainer:output_type -> slipway.plugin.v1.LookupContainerResponse
+	16, // 42: slipway.plugin.v1.Host.ResolveImage:output_type -> slipway.plugin.v1.ResolveImageResponse
+	18, // 43: slipway.plugin.v1.Host.AddWarning:output_type -> slipway.plugin.v1.AddWarningResponse
+	24, // [24:44] is the sub-list for method output_type
+	4,  // [4:24] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -822,9 +1183,9 @@ func file_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   19,
 			NumExtensions: 0,
-			NumServices:   10,
+			NumServices:   11,
 		},
 		GoTypes:           file_plugin_proto_goTypes,
 		DependencyIndexes: file_plugin_proto_depIdxs,

@@ -1360,3 +1360,203 @@ var Check_ServiceDesc = grpc.ServiceDesc{
 	Streams:  []grpc.StreamDesc{},
 	Metadata: "plugin.proto",
 }
+
+const (
+	Host_LookupContainer_FullMethodName = "/slipway.plugin.v1.Host/LookupContainer"
+	Host_ResolveImage_FullMethodName    = "/slipway.plugin.v1.Host/ResolveImage"
+	Host_AddWarning_FullMethodName      = "/slipway.plugin.v1.Host/AddWarning"
+)
+
+// HostClient is the client API for Host service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// Host is served by the host to a plugin process, on the go-plugin GRPCBroker: read access
+// to the engine's containers and images, and warnings for the run in progress. A plugin
+// cannot write the run's state through it: its stage's typed output is the only way.
+// Errors carry their class as in the stage services (ErrorInfo).
+type HostClient interface {
+	// LookupContainer finds a container by ID, unique ID prefix or name. NotFound with the
+	// engine's text ("No such container: REF") when there is none.
+	LookupContainer(ctx context.Context, in *LookupRequest, opts ...grpc.CallOption) (*LookupContainerResponse, error)
+	// ResolveImage finds an image by reference or ID for the host's platform. NotFound
+	// "No such image: REF" when there is none.
+	ResolveImage(ctx context.Context, in *LookupRequest, opts ...grpc.CallOption) (*ResolveImageResponse, error)
+	// AddWarning adds a warning to the run: the host appends it to the Warnings of the
+	// call's output, which reach the create response.
+	AddWarning(ctx context.Context, in *AddWarningRequest, opts ...grpc.CallOption) (*AddWarningResponse, error)
+}
+
+type hostClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewHostClient(cc grpc.ClientConnInterface) HostClient {
+	return &hostClient{cc}
+}
+
+func (c *hostClient) LookupContainer(ctx context.Context, in *LookupRequest, opts ...grpc.CallOption) (*LookupContainerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LookupContainerResponse)
+	err := c.cc.Invoke(ctx, Host_LookupContainer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hostClient) ResolveImage(ctx context.Context, in *LookupRequest, opts ...grpc.CallOption) (*ResolveImageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResolveImageResponse)
+	err := c.cc.Invoke(ctx, Host_ResolveImage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hostClient) AddWarning(ctx context.Context, in *AddWarningRequest, opts ...grpc.CallOption) (*AddWarningResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddWarningResponse)
+	err := c.cc.Invoke(ctx, Host_AddWarning_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// HostServer is the server API for Host service.
+// All implementations must embed UnimplementedHostServer
+// for forward compatibility.
+//
+// Host is served by the host to a plugin process, on the go-plugin GRPCBroker: read access
+// to the engine's containers and images, and warnings for the run in progress. A plugin
+// cannot write the run's state through it: its stage's typed output is the only way.
+// Errors carry their class as in the stage services (ErrorInfo).
+type HostServer interface {
+	// LookupContainer finds a container by ID, unique ID prefix or name. NotFound with the
+	// engine's text ("No such container: REF") when there is none.
+	LookupContainer(context.Context, *LookupRequest) (*LookupContainerResponse, error)
+	// ResolveImage finds an image by reference or ID for the host's platform. NotFound
+	// "No such image: REF" when there is none.
+	ResolveImage(context.Context, *LookupRequest) (*ResolveImageResponse, error)
+	// AddWarning adds a warning to the run: the host appends it to the Warnings of the
+	// call's output, which reach the create response.
+	AddWarning(context.Context, *AddWarningRequest) (*AddWarningResponse, error)
+	mustEmbedUnimplementedHostServer()
+}
+
+// UnimplementedHostServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedHostServer struct{}
+
+func (UnimplementedHostServer) LookupContainer(context.Context, *LookupRequest) (*LookupContainerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LookupContainer not implemented")
+}
+func (UnimplementedHostServer) ResolveImage(context.Context, *LookupRequest) (*ResolveImageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResolveImage not implemented")
+}
+func (UnimplementedHostServer) AddWarning(context.Context, *AddWarningRequest) (*AddWarningResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddWarning not implemented")
+}
+func (UnimplementedHostServer) mustEmbedUnimplementedHostServer() {}
+func (UnimplementedHostServer) testEmbeddedByValue()              {}
+
+// UnsafeHostServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to HostServer will
+// result in compilation errors.
+type UnsafeHostServer interface {
+	mustEmbedUnimplementedHostServer()
+}
+
+func RegisterHostServer(s grpc.ServiceRegistrar, srv HostServer) {
+	// If the following call panics, it indicates UnimplementedHostServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&Host_ServiceDesc, srv)
+}
+
+func _Host_LookupContainer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LookupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostServer).LookupContainer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Host_LookupContainer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostServer).LookupContainer(ctx, req.(*LookupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Host_ResolveImage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LookupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostServer).ResolveImage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Host_ResolveImage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostServer).ResolveImage(ctx, req.(*LookupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Host_AddWarning_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddWarningRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostServer).AddWarning(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Host_AddWarning_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostServer).AddWarning(ctx, req.(*AddWarningRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// Host_ServiceDesc is the grpc.ServiceDesc for Host service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var Host_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "slipway.plugin.v1.Host",
+	HandlerType: (*HostServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "LookupContainer",
+			Handler:    _Host_LookupContainer_Handler,
+		},
+		{
+			MethodName: "ResolveImage",
+			Handler:    _Host_ResolveImage_Handler,
+		},
+		{
+			MethodName: "AddWarning",
+			Handler:    _Host_AddWarning_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "plugin.proto",
+}

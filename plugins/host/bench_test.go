@@ -15,6 +15,7 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/slipwayhq/slipway/core"
+	"github.com/slipwayhq/slipway/core/errdefs"
 	"github.com/slipwayhq/slipway/core/spec"
 	"github.com/slipwayhq/slipway/examples/plugins/netfile"
 	"github.com/slipwayhq/slipway/examples/plugins/storagecopy"
@@ -77,7 +78,27 @@ func BenchmarkCall(b *testing.B) {
 		defer v.(core.Closer).Close()
 		benchNetwork(b, v.(core.Networker), false)
 	})
+	// With an engine environment every call is registered with the Host service (the noop
+	// stage makes no callback): what offering callbacks adds to a call.
+	b.Run("plugin-hostenv", func(b *testing.B) {
+		p, sha := plugintest.Build(b, "github.com/slipwayhq/slipway/plugins/host/testdata/noop")
+		env := core.Env{Logger: hclog.NewNullLogger(), Host: noHost{}}
+		v, err := host.NewWithEnv(context.Background(), spec.StageNetwork, host.PluginRef{Name: "noop", Path: p, SHA256: sha}, env)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer v.(core.Closer).Close()
+		benchNetwork(b, v.(core.Networker), false)
+	})
 }
+
+// noHost is a core.Host that knows no container.
+type noHost struct{}
+
+func (noHost) Container(ctx context.Context, ref string) (*spec.Record, error) {
+	return nil, errdefs.NotFound(fmt.Errorf("No such container: %s", ref))
+}
+func (noHost) Containers(ctx context.Context) ([]*spec.Record, error) { return nil, nil }
 
 // BenchmarkNetfile measures a ConfigureNetwork and its Undo of netfile (lease file without
 // fsync), in process and as a plugin binary.

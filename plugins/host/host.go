@@ -22,6 +22,10 @@
 // the call fail with an Unavailable error naming the plugin (and quoting the panic, if
 // any); the engine undoes the run, and the next call starts the plugin again.
 //
+// Host callbacks: a stage made by Impl (or NewWithEnv) offers the plugin, during each of
+// its calls, read access to env.Host and env.Images and warnings appended to the call's
+// output (see hostapi's Host service); one made by New offers none.
+//
 // Processes are shared: every Impl of the same binary and config uses one process, which is
 // stopped when the last stage value using it is closed (the engine closes them in Close).
 // Shutdown stops them all.
@@ -118,14 +122,14 @@ func (r PluginRef) check() error {
 // st, and returns a value implementing the stage's core interface and core.Closer.
 func Impl(st spec.Stage, p PluginRef) core.Impl {
 	return core.Impl{Stage: st, Name: ImplName(p.Name, p.digest()), New: func(ctx context.Context, env core.Env) (any, error) {
-		return New(ctx, st, p, env.Logger)
+		return NewWithEnv(ctx, st, p, env)
 	}}
 }
 
 // CheckStep returns a check step served by the plugin p.
 func CheckStep(name string, before, after spec.Stage, p PluginRef) core.CheckStep {
 	return core.CheckStep{Name: name, Before: before, After: after, New: func(ctx context.Context, env core.Env) (core.Checker, error) {
-		v, err := newStage(ctx, hostapi.StageCheck, p, env.Logger)
+		v, err := newStage(ctx, hostapi.StageCheck, p, env)
 		if err != nil {
 			return nil, err
 		}
@@ -133,15 +137,24 @@ func CheckStep(name string, before, after spec.Stage, p PluginRef) core.CheckSte
 	}}
 }
 
-// New launches (or reuses) the plugin p and returns its stage st, as Impl's New does.
+// New launches (or reuses) the plugin p and returns its stage st, without host callbacks
+// (see NewWithEnv).
 func New(ctx context.Context, st spec.Stage, p PluginRef, log hclog.Logger) (any, error) {
+	return NewWithEnv(ctx, st, p, core.Env{Logger: log})
+}
+
+// NewWithEnv launches (or reuses) the plugin p and returns its stage st, as Impl's New
+// does: the plugin's host callbacks during a call read env.Host and env.Images (nil ones are
+// not offered) and its warnings go to the call's output.
+func NewWithEnv(ctx context.Context, st spec.Stage, p PluginRef, env core.Env) (any, error) {
 	if !st.Valid() {
 		return nil, errdefs.InvalidArgument(fmt.Errorf("unknown stage %q", st))
 	}
-	return newStage(ctx, string(st), p, log)
+	return newStage(ctx, string(st), p, env)
 }
 
-func newStage(ctx context.Context, stage string, p PluginRef, log hclog.Logger) (any, error) {
+func newStage(ctx context.Context, stage string, p PluginRef, env core.Env) (any, error) {
+	log := env.Logger
 	if err := p.check(); err != nil {
 		return nil, err
 	}
@@ -166,6 +179,9 @@ func newStage(ctx context.Context, stage string, p PluginRef, log hclog.Logger) 
 			p.Name, inst.desc.Version, stage, strings.Join(inst.desc.Stages, ", ")))
 	}
 	c := &caller{proc: pr, timeout: p.Timeout}
+	if env.Host != nil || env.Images != nil {
+		c.env = &hostapi.HostEnv{Host: env.Host, Images: env.Images}
+	}
 	cl := &closer{proc: pr}
 	if stage == hostapi.StageCheck {
 		return checkAdapter{hostapi.CheckView(c), cl}, nil
@@ -247,6 +263,7 @@ type checkAdapter struct {
 type caller struct {
 	proc    *proc
 	timeout time.Duration
+	env     *hostapi.HostEnv // what host callbacks offer; nil: none
 }
 
 func (c *caller) Call(ctx context.Context, method string, f func(ctx context.Context, cl *hostapi.Client) error) error {
@@ -257,6 +274,9 @@ func (c *caller) Call(ctx context.Context, method string, f func(ctx context.Con
 	}
 	cctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
+	if c.env != nil {
+		cctx = hostapi.WithHostEnv(cctx, *c.env)
+	}
 	err = f(cctx, inst.api)
 	if err == nil {
 		return nil

@@ -22,6 +22,8 @@
 //
 // A plugin gets no database and no engine state: what it keeps, it keeps in its own files
 // (under a directory from its config), and every Undo must work from the container ID alone.
+// During a call it may read the engine through host callbacks (HostFromContext): look up
+// a container, resolve an image, add a warning to the run.
 //
 // Failures: an error a stage returns keeps its errdefs class and message on the host. A
 // panic is not recovered: the plugin process dies, the host reports the call Unavailable
@@ -48,6 +50,7 @@ import (
 
 	"github.com/slipwayhq/slipway/core"
 	"github.com/slipwayhq/slipway/core/errdefs"
+	"github.com/slipwayhq/slipway/core/spec"
 	"github.com/slipwayhq/slipway/hostapi"
 	"github.com/slipwayhq/slipway/hostapi/pluginpb"
 )
@@ -259,4 +262,31 @@ func Decode(cfg any, data []byte) error {
 		return err
 	}
 	return nil
+}
+
+// Host is the host as a stage implementation sees it during one call: read access to the
+// engine's containers and images, and warnings for the run. It cannot write the run's
+// state: a stage's typed output is the only way to do that.
+type Host interface {
+	// Container looks up a container by ID, unique ID prefix or name; NotFound with the
+	// engine's text ("No such container: REF") when there is none.
+	Container(ctx context.Context, ref string) (*spec.Record, error)
+	// Image resolves an image by reference or ID for the host's platform; NotFound "No such
+	// image: REF" when there is none.
+	Image(ctx context.Context, ref string) (*spec.Image, error)
+	// Warn adds a warning to the run; the host appends it to the Warnings of this call's
+	// output, so it reaches the create response. FailedPrecondition in a call whose output
+	// has no warnings (Undo, mkdir, register).
+	Warn(ctx context.Context, msg string) error
+}
+
+// HostFromContext returns the host's callbacks for the stage call whose context is ctx;
+// false when the host offers none (an older host, or a call made without the host, as in
+// the in-memory tests of plugintest without an environment).
+func HostFromContext(ctx context.Context) (Host, bool) {
+	h, ok := hostapi.HostFromContext(ctx)
+	if !ok {
+		return nil, false
+	}
+	return h, true
 }
