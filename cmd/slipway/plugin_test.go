@@ -37,25 +37,6 @@ func mustRun(t *testing.T, args ...string) string {
 	return out
 }
 
-func copyBinary(t *testing.T, src, dst string) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestPluginCommands drives slipway plugin describe|install|ls|rm with the netfile example
 // built by the test, and a container created through a pipeline that selects it: rm of the
 // plugin is a Conflict while the container exists, and works once it is removed.
@@ -64,7 +45,7 @@ func TestPluginCommands(t *testing.T) {
 	t.Cleanup(host.Shutdown)
 	built, sha := plugintest.Build(t, netfilePkg)
 	bin := filepath.Join(work, "netfile")
-	copyBinary(t, built, bin)
+	plugintest.CopyBinary(t, built, bin)
 	store := host.NewStore(root)
 
 	out := mustRun(t, "--root", root, "plugin", "describe", bin)
@@ -169,7 +150,7 @@ func TestPluginGC(t *testing.T) {
 	root, work, leases := plugintest.TempDir(t), plugintest.TempDir(t), plugintest.TempDir(t)
 	t.Cleanup(host.Shutdown)
 	built, sha := plugintest.Build(t, netfilePkg)
-	copyBinary(t, built, filepath.Join(work, "netfile"))
+	plugintest.CopyBinary(t, built, filepath.Join(work, "netfile"))
 	if err := writeImage(filepath.Join(work, "app.tar")); err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package host_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -91,26 +90,6 @@ func mustCtyJSON(t *testing.T, v cty.Value) []byte {
 	return b
 }
 
-// copyFile copies the binary at src to dst, as an operator's own copy of a plugin.
-func copyFile(t *testing.T, src, dst string) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // loadPlan writes src as a pipeline file in dir and loads it with the built-ins and b.
 func loadPlan(t *testing.T, dir, src string, b *host.Builder) (*hclconfig.Plan, hcl.Diagnostics) {
 	t.Helper()
@@ -146,7 +125,7 @@ stage "network" {
 func TestBuilder(t *testing.T) {
 	root, work, leases := plugintest.TempDir(t), plugintest.TempDir(t), plugintest.TempDir(t)
 	built, sha := plugintest.Build(t, netfilePkg)
-	copyFile(t, built, filepath.Join(work, "netfile"))
+	plugintest.CopyBinary(t, built, filepath.Join(work, "netfile"))
 	store := host.NewStore(root)
 	b := host.NewBuilder(store, nil)
 	plan, diags := loadPlan(t, work, netfileHCL(sha, leases), b)
@@ -250,8 +229,8 @@ func TestRemoveWithRecordedPlugin(t *testing.T) {
 	root, work, leasesA, leasesB := plugintest.TempDir(t), plugintest.TempDir(t), plugintest.TempDir(t), plugintest.TempDir(t)
 	builtA, shaA := plugintest.Build(t, netfilePkg)
 	builtB, shaB := plugintest.Build(t, misbehavePkg)
-	copyFile(t, builtA, filepath.Join(work, "netfile"))
-	copyFile(t, builtB, filepath.Join(work, "misbehave"))
+	plugintest.CopyBinary(t, builtA, filepath.Join(work, "netfile"))
+	plugintest.CopyBinary(t, builtB, filepath.Join(work, "misbehave"))
 	store := host.NewStore(root)
 	b := host.NewBuilder(store, nil)
 

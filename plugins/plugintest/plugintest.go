@@ -233,3 +233,25 @@ func Engine(t testing.TB, root string, change func(p core.Pipeline) core.Pipelin
 	}
 	return e
 }
+
+// CopyBinary copies the executable at src to dst (mode 0755): an operator's own copy of a
+// plugin, as a pipeline file would point at it.
+func CopyBinary(t testing.TB, src, dst string) {
+	t.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
