@@ -218,8 +218,8 @@ func (s *Server) deleteContainer(w http.ResponseWriter, r *http.Request, rt *rou
 	if boolValue(r, "link") {
 		return errdefs.InvalidArgument(fmt.Errorf("Conflict, cannot remove the default link name of the container"))
 	}
-	// v (anonymous volumes) has nothing to remove: Slipway creates no volumes.
-	if err := s.eng.Remove(r.Context(), rt.name, core.RemoveOptions{Force: boolValue(r, "force")}); err != nil {
+	opts := core.RemoveOptions{Force: boolValue(r, "force"), RemoveVolumes: boolValue(r, "v")}
+	if err := s.eng.Remove(r.Context(), rt.name, opts); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -474,3 +474,44 @@ func TestStageTimeout(t *testing.T) {
 		t.Errorf("leftovers: %v", left)
 	}
 }
+
+// TestUndoCause checks that a rollback undoes with the zero cause and a removal with
+// Remove set and RemoveVolumes as asked, so that a volume stage can keep what a removal
+// must keep.
+func TestUndoCause(t *testing.T) {
+	e, j := openFake(t)
+	ctx := context.Background()
+	j.Inject("register", coretest.FailCall)
+	if _, err := e.Create(ctx, req("failing")); err == nil {
+		t.Fatal("create with a failing register stage succeeded")
+	}
+	var rolled string
+	for _, c := range j.Calls() {
+		if c == "undo:mkdir" {
+			rolled = "yes"
+		}
+	}
+	if rolled == "" {
+		t.Fatal("the failed create did not undo mkdir")
+	}
+	j.Inject("register", coretest.NoFault)
+	for _, v := range []bool{false, true} {
+		resp, err := e.Create(ctx, req(fmt.Sprintf("c%v", v)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := j.Cause(resp.ID, spec.StageMkdir); ok {
+			t.Fatal("a successful create ran an undo")
+		}
+		if err := e.Remove(ctx, resp.ID, core.RemoveOptions{RemoveVolumes: v}); err != nil {
+			t.Fatal(err)
+		}
+		got, ok := j.Cause(resp.ID, spec.StageMkdir)
+		if want := (core.UndoCause{Remove: true, RemoveVolumes: v}); !ok || got != want {
+			t.Errorf("remove (volumes %v): cause %+v (ran %v), want %+v", v, got, ok, want)
+		}
+	}
+	if got := core.UndoCauseOf(ctx); got != (core.UndoCause{}) {
+		t.Errorf("cause of a plain context = %+v, want the zero value", got)
+	}
+}

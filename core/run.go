@@ -381,6 +381,34 @@ type RemoveOptions struct {
 	// Force is accepted for compatibility: a created container is never running, and a
 	// mounted root filesystem is unmounted either way.
 	Force bool
+	// RemoveVolumes also removes the container's anonymous volumes (docker rm -v). Named
+	// volumes are never removed by a removal.
+	RemoveVolumes bool
+}
+
+// UndoCause says why an undo runs. A stage whose effects outlive a container on removal
+// (volumes) reads it with UndoCauseOf; every other stage undoes the same way either way.
+type UndoCause struct {
+	// Remove is set when the undo removes a registered container, and unset when it rolls
+	// back a create that failed, was cancelled or was cut short by a crash.
+	Remove bool
+	// RemoveVolumes is set for a removal that also removes the anonymous volumes.
+	RemoveVolumes bool
+}
+
+type undoCauseKey struct{}
+
+// WithUndoCause returns ctx carrying c; the engine sets it for every undo it runs, and a
+// plugin host sets it again on the plugin's side of the wire.
+func WithUndoCause(ctx context.Context, c UndoCause) context.Context {
+	return context.WithValue(ctx, undoCauseKey{}, c)
+}
+
+// UndoCauseOf returns the cause of the undo running with ctx: the zero value, a rollback,
+// when none is set.
+func UndoCauseOf(ctx context.Context) UndoCause {
+	c, _ := ctx.Value(undoCauseKey{}).(UndoCause)
+	return c
 }
 
 // Remove removes the container with that ID, unique prefix or name by running the undo chain
@@ -408,7 +436,7 @@ func (e *Engine) Remove(ctx context.Context, ref string, opts RemoveOptions) (er
 		delete(e.active, rec.ID)
 		e.rmMu.Unlock()
 	}()
-	err = e.remove(ctx, rec, &runRecord{ID: rec.ID, Op: opRemove, Name: rec.Name, Start: time.Now().UTC(), Implementations: effectfulNames(rec.Implementations)})
+	err = e.remove(ctx, rec, &runRecord{ID: rec.ID, Op: opRemove, Name: rec.Name, Start: time.Now().UTC(), Implementations: effectfulNames(rec.Implementations), Volumes: opts.RemoveVolumes})
 	if o := e.opts.Observer; o != nil {
 		o.RunDone(opRemove, time.Since(start), err, false)
 	}
@@ -419,7 +447,8 @@ func (e *Engine) remove(ctx context.Context, rec *spec.Record, jr *runRecord) er
 	if err := e.st.beginRun(jr); err != nil {
 		return errdefs.Internal(fmt.Errorf("journal remove of %s: %w", rec.ID, err))
 	}
-	if err := e.undoChain(ctx, opRemove, rec, jr.Implementations); err != nil {
+	uctx := WithUndoCause(ctx, UndoCause{Remove: true, RemoveVolumes: jr.Volumes})
+	if err := e.undoChain(uctx, opRemove, rec, jr.Implementations); err != nil {
 		if derr := e.st.markDirty(rec.ID, err); derr != nil {
 			e.log.Error("cannot mark container dead", "id", rec.ID, "error", derr)
 		}

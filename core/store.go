@@ -67,6 +67,8 @@ type runRecord struct {
 	Implementations map[spec.Stage]string `json:"implementations"`
 	// Failed is set when an undo of this run failed: the run is kept for recover.
 	Failed string `json:"failed,omitempty"`
+	// Volumes is set for a removal that also removes anonymous volumes (rm -v).
+	Volumes bool `json:"volumes,omitempty"`
 }
 
 const (

@@ -166,7 +166,7 @@ func firstClassed(ctx context.Context, e *core.Engine, refs []string, msgs []str
 }
 
 func (a *app) rmCmd() *cobra.Command {
-	var force bool
+	var force, volumes bool
 	cmd := &cobra.Command{
 		Use:     "rm [OPTIONS] CONTAINER [CONTAINER...]",
 		Aliases: []string{"remove"},
@@ -176,7 +176,7 @@ func (a *app) rmCmd() *cobra.Command {
 			return a.withEngine(cmd, func(ctx context.Context, e *core.Engine) error {
 				var last error
 				for _, ref := range refs {
-					if err := e.Remove(ctx, ref, core.RemoveOptions{Force: force}); err != nil {
+					if err := e.Remove(ctx, ref, core.RemoveOptions{Force: force, RemoveVolumes: volumes}); err != nil {
 						if len(refs) > 1 {
 							fmt.Fprintf(a.stderr, "Error: %s\n", err)
 						}
@@ -193,7 +193,7 @@ func (a *app) rmCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "force the removal (a created container is never running; accepted for compatibility)")
-	cmd.Flags().BoolP("volumes", "v", false, "remove anonymous volumes associated with the container")
+	cmd.Flags().BoolVarP(&volumes, "volumes", "v", false, "remove anonymous volumes associated with the container")
 	return cmd
 }
 

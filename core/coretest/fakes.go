@@ -41,13 +41,23 @@ type Journal struct {
 	faults map[string]Fault // "stage" or "undo:stage"
 	// Effects counts, per stage, effects done and not yet undone, by container ID.
 	effects map[string]map[spec.Stage]bool
+	causes  map[string]core.UndoCause // "id/stage"
 	// Cancel, when set, is called by a stage with the CancelCall fault.
 	Cancel context.CancelFunc
 }
 
+// Cause returns the undo cause the last undo of stage st for container id ran with, and
+// whether it ran at all.
+func (j *Journal) Cause(id string, st spec.Stage) (core.UndoCause, bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	c, ok := j.causes[id+"/"+string(st)]
+	return c, ok
+}
+
 // NewJournal returns an empty journal.
 func NewJournal() *Journal {
-	return &Journal{faults: map[string]Fault{}, effects: map[string]map[spec.Stage]bool{}}
+	return &Journal{faults: map[string]Fault{}, effects: map[string]map[spec.Stage]bool{}, causes: map[string]core.UndoCause{}}
 }
 
 // Inject sets the fault of a stage call ("layer") or of an undo ("undo:layer").
@@ -178,6 +188,9 @@ func (f fakeEffect) do(ctx context.Context, id string) error {
 }
 
 func (f fakeEffect) Undo(ctx context.Context, rec *spec.Record) error {
+	f.j.mu.Lock()
+	f.j.causes[rec.ID+"/"+string(f.st)] = core.UndoCauseOf(ctx)
+	f.j.mu.Unlock()
 	if err := f.j.enter(ctx, "undo:"+string(f.st)); err != nil {
 		return err
 	}
