@@ -25,7 +25,10 @@
 //     /etc/mtab as a symlink to /proc/mounts, owned by the (remapped) root.
 //   - A container's read-write layer is an active snapshot keyed by the container ID, on top
 //     of the image's init layer. It is the only thing a container owns, and the only thing
-//     Undo removes.
+//     Undo removes. With overlayfs, Undo deletes the snapshot's metadata, renames its
+//     directory into <root>/overlayfs/trash and returns; a goroutine deletes the trash, and
+//     the next process empties what a crash left there, so a removal costs one rename
+//     instead of a recursive delete while nothing stays behind.
 //
 // Work in progress uses active snapshots keyed "extract-<random>-<name>"; they are removed
 // when the work fails, and Sweep (run when the stage is built, while one process holds the

@@ -87,9 +87,10 @@ func Impl(opts ...Option) core.Impl {
 
 // driver is one opened snapshotter.
 type driver struct {
-	name string
-	root string // <env.Root>/snapshots/<name>
-	sn   snapshots.Snapshotter
+	name  string
+	root  string // <env.Root>/snapshots/<name>
+	sn    snapshots.Snapshotter
+	trash *trash // overlay only: directories of removed snapshots, deleted in the background
 }
 
 // Layerer is the layer stage. Build it with New; it must be closed with Close.
@@ -148,7 +149,11 @@ func New(ctx context.Context, env core.Env, opts ...Option) (*Layerer, error) {
 		}
 		set = v.(*driverSet)
 	}
-	d, err := set.acquire(root, name, o.noSync)
+	log := env.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	d, err := set.acquire(root, name, o.noSync, log)
 	if err != nil {
 		return nil, err
 	}
@@ -156,13 +161,10 @@ func New(ctx context.Context, env core.Env, opts ...Option) (*Layerer, error) {
 		set:    set,
 		root:   root,
 		images: env.Images,
-		log:    env.Logger,
+		log:    log,
 		opts:   o,
 		main:   d,
 		others: map[string]*driver{},
-	}
-	if l.log == nil {
-		l.log = hclog.NewNullLogger()
 	}
 	l.log = l.log.Named("layer")
 	if err := l.Sweep(ctx); err != nil {
@@ -201,7 +203,7 @@ type driverSet struct {
 }
 
 // acquire returns the snapshotter name below root, opening it on first use.
-func (s *driverSet) acquire(root, name string, noSync bool) (*driver, error) {
+func (s *driverSet) acquire(root, name string, noSync bool, log hclog.Logger) (*driver, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	key := filepath.Join(root, name)
@@ -209,7 +211,7 @@ func (s *driverSet) acquire(root, name string, noSync bool) (*driver, error) {
 		s.refs[d]++
 		return d, nil
 	}
-	d, err := openDriver(root, name, noSync)
+	d, err := openDriver(root, name, noSync, log)
 	if err != nil {
 		return nil, err
 	}
@@ -229,10 +231,13 @@ func (s *driverSet) release(d *driver) error {
 	}
 	delete(s.refs, d)
 	delete(s.open, d.root)
+	if d.trash != nil {
+		d.trash.wait()
+	}
 	return d.sn.Close()
 }
 
-func openDriver(root, name string, noSync bool) (*driver, error) {
+func openDriver(root, name string, noSync bool, log hclog.Logger) (*driver, error) {
 	dir := filepath.Join(root, name)
 	var (
 		sn  snapshots.Snapshotter
@@ -262,7 +267,13 @@ func openDriver(root, name string, noSync bool) (*driver, error) {
 	if err != nil {
 		return nil, errdefs.Internal(fmt.Errorf("open %s snapshotter at %s: %w", name, dir, err))
 	}
-	return &driver{name: name, root: dir, sn: sn}, nil
+	d := &driver{name: name, root: dir, sn: sn}
+	if name == DriverOverlay {
+		if d.trash, err = newTrash(dir, log); err != nil {
+			return nil, errors.Join(errdefs.Internal(fmt.Errorf("empty the %s trash: %w", name, err)), sn.Close())
+		}
+	}
+	return d, nil
 }
 
 // Driver reports the driver in use: DriverOverlay or DriverNative.
@@ -452,7 +463,7 @@ func (l *Layerer) removeActive(ctx context.Context, d *driver, key string) error
 		return classify(err, "remove snapshot %s", key)
 	}
 	if dir != "" {
-		if err := os.RemoveAll(dir); err != nil {
+		if err := d.trash.put(dir); err != nil {
 			// The metadata is gone; Sweep's Cleanup removes the directory at the next start.
 			l.log.Warn("removing snapshot directory failed", "dir", dir, "error", err)
 		}
@@ -530,7 +541,7 @@ func (l *Layerer) driverNamed(name string) (*driver, error) {
 		}
 		return nil, errdefs.Internal(fmt.Errorf("look for the %s snapshotter: %w", name, err))
 	}
-	d, err := l.set.acquire(l.root, name, l.opts.noSync)
+	d, err := l.set.acquire(l.root, name, l.opts.noSync, l.log)
 	if err != nil {
 		return nil, err
 	}

@@ -549,7 +549,32 @@ func TestUndo(t *testing.T) {
 		if len(committed) != 3 || len(active) != 0 {
 			t.Fatalf("after undoing all: committed %v active %v", committed, active)
 		}
+		// Removed overlay directories go through the trash, which empties in the background.
+		if tr := l.main.trash; tr != nil {
+			tr.wait()
+			if ents, err := os.ReadDir(tr.dir); err != nil || len(ents) != 0 {
+				t.Fatalf("trash after the removals: %v %v", ents, err)
+			}
+		}
 	})
+}
+
+// TestTrashLeftByACrashIsEmptied checks that the directories a dead process left in the
+// overlay trash are deleted when the driver is opened again.
+func TestTrashLeftByACrashIsEmptied(t *testing.T) {
+	needRoot(t)
+	root := t.TempDir()
+	left := filepath.Join(root, DriverOverlay, "trash", "7", "fs", "etc")
+	if err := os.MkdirAll(left, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l := open(t, root, newBlobStore(), DriverAuto)
+	if l.main.trash == nil {
+		t.Skip("the automatic choice is not overlayfs on this host, so there is no trash to test")
+	}
+	if ents, err := os.ReadDir(l.main.trash.dir); err != nil || len(ents) != 0 {
+		t.Fatalf("trash after open: %v %v", ents, err)
+	}
 }
 
 // assertNoMounts checks that nothing is mounted below the stage's root and no mount point
