@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 
 	"github.com/hashicorp/go-plugin"
+	"github.com/opencontainers/go-digest"
 	"google.golang.org/grpc"
 
 	"github.com/slipwayhq/slipway/core"
@@ -185,6 +187,42 @@ func (h hostServer) AddWarning(_ context.Context, req *pluginpb.AddWarningReques
 	return &pluginpb.AddWarningResponse{}, nil
 }
 
+// blobChunk is the size of the chunks OpenBlob streams, well below gRPC's 4 MiB message limit.
+const blobChunk = 1 << 20
+
+func (h hostServer) OpenBlob(req *pluginpb.OpenBlobRequest, stream grpc.ServerStreamingServer[pluginpb.BlobChunk]) error {
+	hc, err := h.t.get(req.GetCallId())
+	if err != nil {
+		return ToStatus(err)
+	}
+	if hc.env.Images == nil {
+		return ToStatus(errdefs.FailedPrecondition(errors.New("the host offers no image store to this call")))
+	}
+	if _, err := digest.Parse(req.GetDigest()); err != nil {
+		return ToStatus(errdefs.InvalidArgument(fmt.Errorf("open blob %q: %w", req.GetDigest(), err)))
+	}
+	rc, err := hc.env.Images.OpenBlob(stream.Context(), req.GetDigest())
+	if err != nil {
+		return ToStatus(err)
+	}
+	defer rc.Close()
+	buf := make([]byte, blobChunk)
+	for {
+		n, rerr := io.ReadFull(rc, buf)
+		if n > 0 {
+			if err := stream.Send(&pluginpb.BlobChunk{Data: buf[:n]}); err != nil {
+				return err
+			}
+		}
+		switch {
+		case rerr == io.EOF || rerr == io.ErrUnexpectedEOF:
+			return nil
+		case rerr != nil:
+			return ToStatus(errdefs.Internal(fmt.Errorf("read blob %s: %w", req.GetDigest(), rerr)))
+		}
+	}
+}
+
 // CallHost is the host as a stage implementation in a plugin sees it during one call: see
 // HostFromContext.
 type CallHost struct {
@@ -263,6 +301,66 @@ func (h *CallHost) Warn(ctx context.Context, msg string) error {
 	if err != nil {
 		return h.rpcErr("AddWarning", err)
 	}
+	return nil
+}
+
+// OpenBlob streams the blob with digest dgst from the engine's image store: the layers
+// and configs of its images. NotFound when the store has no such blob. The reader must be
+// closed; it stops working when the stage call ends.
+func (h *CallHost) OpenBlob(ctx context.Context, dgst string) (io.ReadCloser, error) {
+	if err := h.ready("OpenBlob"); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	stream, err := h.client.OpenBlob(ctx, &pluginpb.OpenBlobRequest{CallId: h.callID, Digest: dgst})
+	if err != nil {
+		cancel()
+		return nil, h.rpcErr("OpenBlob", err)
+	}
+	// The first chunk tells a missing blob from a present one before the caller reads.
+	first, err := stream.Recv()
+	if err != nil && err != io.EOF {
+		cancel()
+		return nil, h.rpcErr("OpenBlob", err)
+	}
+	r := &blobReader{h: h, stream: stream, cancel: cancel, eof: err == io.EOF}
+	if first != nil {
+		r.buf = first.GetData()
+	}
+	return r, nil
+}
+
+// blobReader reads a blob streamed by the Host service's OpenBlob.
+type blobReader struct {
+	h      *CallHost
+	stream grpc.ServerStreamingClient[pluginpb.BlobChunk]
+	cancel context.CancelFunc
+	buf    []byte
+	eof    bool
+}
+
+func (r *blobReader) Read(p []byte) (int, error) {
+	for len(r.buf) == 0 {
+		if r.eof {
+			return 0, io.EOF
+		}
+		c, err := r.stream.Recv()
+		if err == io.EOF {
+			r.eof = true
+			return 0, io.EOF
+		}
+		if err != nil {
+			return 0, r.h.rpcErr("OpenBlob", err)
+		}
+		r.buf = c.GetData()
+	}
+	n := copy(p, r.buf)
+	r.buf = r.buf[n:]
+	return n, nil
+}
+
+func (r *blobReader) Close() error {
+	r.cancel()
 	return nil
 }
 

@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/slipwayhq/slipway/core"
 	"github.com/slipwayhq/slipway/core/errdefs"
@@ -246,6 +249,9 @@ func (c *Client) Undo(ctx context.Context, st spec.Stage, rec *spec.Record) erro
 		return err
 	}
 	defer hc.end()
+	if cause := core.UndoCauseOf(ctx); cause != (core.UndoCause{}) {
+		r.Undo = &pluginpb.UndoCause{Remove: cause.Remove, RemoveVolumes: cause.RemoveVolumes}
+	}
 	switch st {
 	case spec.StageSecurity:
 		_, err = c.security.Undo(ctx, r)
@@ -259,6 +265,43 @@ func (c *Client) Undo(ctx context.Context, st spec.Stage, rec *spec.Record) erro
 		_, err = c.register.Undo(ctx, r)
 	default:
 		return errdefs.Internal(fmt.Errorf("hostapi: stage %s has no undo", st))
+	}
+	return FromStatus(err)
+}
+
+// Mount asks the layer stage to mount the container's root filesystem and returns where.
+func (c *Client) Mount(ctx context.Context, rec *spec.Record) (string, error) {
+	r, hc, err := c.request(ctx, rec, false)
+	if err != nil {
+		return "", err
+	}
+	defer hc.end()
+	resp, err := c.layer.Mount(ctx, r)
+	if err != nil {
+		return "", mountErr("Mount", err)
+	}
+	return resp.GetPath(), nil
+}
+
+// Unmount asks the layer stage to unmount the container's root filesystem.
+func (c *Client) Unmount(ctx context.Context, rec *spec.Record) error {
+	r, hc, err := c.request(ctx, rec, false)
+	if err != nil {
+		return err
+	}
+	defer hc.end()
+	_, err = c.layer.Unmount(ctx, r)
+	if err != nil {
+		return mountErr("Unmount", err)
+	}
+	return nil
+}
+
+// mountErr turns Unimplemented, what a plugin whose layer stage cannot mount answers (or
+// one built before Mount existed), into a FailedPrecondition that says so.
+func mountErr(method string, err error) error {
+	if status.Code(err) == codes.Unimplemented {
+		return errdefs.FailedPrecondition(fmt.Errorf("the plugin's layer stage does not support %s: %s", strings.ToLower(method), status.Convert(err).Message()))
 	}
 	return FromStatus(err)
 }
@@ -358,6 +401,14 @@ func (v layerView) PrepareRootFS(ctx context.Context, rec *spec.Record) (*spec.R
 	return call(ctx, v.c, "layer.PrepareRootFS", func(ctx context.Context, cl *Client) (*spec.RootFS, error) { return cl.PrepareRootFS(ctx, rec) })
 }
 
+func (v layerView) Mount(ctx context.Context, rec *spec.Record) (string, error) {
+	return call(ctx, v.c, "layer.Mount", func(ctx context.Context, cl *Client) (string, error) { return cl.Mount(ctx, rec) })
+}
+
+func (v layerView) Unmount(ctx context.Context, rec *spec.Record) error {
+	return v.c.Call(ctx, "layer.Unmount", func(ctx context.Context, cl *Client) error { return cl.Unmount(ctx, rec) })
+}
+
 type mkdirView struct{ undoView }
 
 func (v mkdirView) MakeDirs(ctx context.Context, rec *spec.Record) (*spec.Dirs, error) {
@@ -387,6 +438,7 @@ var (
 	_ core.Securer       = securityView{}
 	_ core.Networker     = networkView{}
 	_ core.Layerer       = layerView{}
+	_ core.Mounter       = layerView{}
 	_ core.DirMaker      = mkdirView{}
 	_ core.Registrar     = registerView{}
 	_ core.Checker       = checkView{}

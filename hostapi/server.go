@@ -7,6 +7,8 @@ import (
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/slipwayhq/slipway/core"
 	"github.com/slipwayhq/slipway/core/errdefs"
@@ -161,6 +163,9 @@ func undo(ctx context.Context, b *served, u core.Undoer, req *pluginpb.RecordReq
 		return nil, ToStatus(err)
 	}
 	ctx = b.host.withCall(ctx, req.GetCall())
+	if c := req.GetUndo(); c != nil {
+		ctx = core.WithUndoCause(ctx, core.UndoCause{Remove: c.GetRemove(), RemoveVolumes: c.GetRemoveVolumes()})
+	}
 	if err := u.Undo(ctx, rec); err != nil {
 		return nil, ToStatus(err)
 	}
@@ -252,6 +257,37 @@ func (v layerServer) PrepareRootFS(ctx context.Context, req *pluginpb.RecordRequ
 
 func (v layerServer) Undo(ctx context.Context, req *pluginpb.RecordRequest) (*pluginpb.UndoResponse, error) {
 	return undo(ctx, v.b, v.s, req)
+}
+
+func (v layerServer) Mount(ctx context.Context, req *pluginpb.RecordRequest) (*pluginpb.MountResponse, error) {
+	m, ok := v.s.(core.Mounter)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "this layer stage cannot mount root filesystems")
+	}
+	rec, err := record(v.b, req)
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	p, err := m.Mount(v.b.host.withCall(ctx, req.GetCall()), rec)
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	return &pluginpb.MountResponse{Path: p}, nil
+}
+
+func (v layerServer) Unmount(ctx context.Context, req *pluginpb.RecordRequest) (*pluginpb.UndoResponse, error) {
+	m, ok := v.s.(core.Mounter)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "this layer stage cannot mount root filesystems")
+	}
+	rec, err := record(v.b, req)
+	if err != nil {
+		return nil, ToStatus(err)
+	}
+	if err := m.Unmount(v.b.host.withCall(ctx, req.GetCall()), rec); err != nil {
+		return nil, ToStatus(err)
+	}
+	return &pluginpb.UndoResponse{}, nil
 }
 
 type mkdirServer struct {

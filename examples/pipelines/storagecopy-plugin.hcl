@@ -12,7 +12,6 @@ stage "layer" {
   use     = "plugin.storagecopy"
   timeout = "2m" # copying a large image takes a while
   config {
-    root    = "/var/lib/slipway-storagecopy" # the plugin's snapshots
-    content = "/var/lib/slipway/content"     # the engine's content store: <state root>/content
+    root = "/var/lib/slipway-storagecopy" # the plugin's snapshots; layers are streamed from the engine
   }
 }

@@ -394,7 +394,10 @@ type RecordRequest struct {
 	Record []byte                 `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
 	// call is the Host service's handle on this call; empty when the host offers no
 	// callbacks for it.
-	Call          *HostCall `protobuf:"bytes,2,opt,name=call,proto3" json:"call,omitempty"`
+	Call *HostCall `protobuf:"bytes,2,opt,name=call,proto3" json:"call,omitempty"`
+	// undo says why an Undo runs (core.UndoCause); unset for other calls and for the undo
+	// of a failed create.
+	Undo          *UndoCause `protobuf:"bytes,3,opt,name=undo,proto3" json:"undo,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -443,6 +446,68 @@ func (x *RecordRequest) GetCall() *HostCall {
 	return nil
 }
 
+func (x *RecordRequest) GetUndo() *UndoCause {
+	if x != nil {
+		return x.Undo
+	}
+	return nil
+}
+
+// UndoCause is core.UndoCause: why an undo runs.
+type UndoCause struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// remove is set when a registered container is removed, unset for a rollback.
+	Remove bool `protobuf:"varint,1,opt,name=remove,proto3" json:"remove,omitempty"`
+	// remove_volumes is set for a removal that also removes anonymous volumes (rm -v).
+	RemoveVolumes bool `protobuf:"varint,2,opt,name=remove_volumes,json=removeVolumes,proto3" json:"remove_volumes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UndoCause) Reset() {
+	*x = UndoCause{}
+	mi := &file_plugin_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UndoCause) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UndoCause) ProtoMessage() {}
+
+func (x *UndoCause) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UndoCause.ProtoReflect.Descriptor instead.
+func (*UndoCause) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *UndoCause) GetRemove() bool {
+	if x != nil {
+		return x.Remove
+	}
+	return false
+}
+
+func (x *UndoCause) GetRemoveVolumes() bool {
+	if x != nil {
+		return x.RemoveVolumes
+	}
+	return false
+}
+
 // HostCall names one stage call to the Host service.
 type HostCall struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -459,7 +524,7 @@ type HostCall struct {
 
 func (x *HostCall) Reset() {
 	*x = HostCall{}
-	mi := &file_plugin_proto_msgTypes[7]
+	mi := &file_plugin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -471,7 +536,7 @@ func (x *HostCall) String() string {
 func (*HostCall) ProtoMessage() {}
 
 func (x *HostCall) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[7]
+	mi := &file_plugin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -484,7 +549,7 @@ func (x *HostCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostCall.ProtoReflect.Descriptor instead.
 func (*HostCall) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{7}
+	return file_plugin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *HostCall) GetBrokerId() uint32 {
@@ -518,7 +583,7 @@ type OutputResponse struct {
 
 func (x *OutputResponse) Reset() {
 	*x = OutputResponse{}
-	mi := &file_plugin_proto_msgTypes[8]
+	mi := &file_plugin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -530,7 +595,7 @@ func (x *OutputResponse) String() string {
 func (*OutputResponse) ProtoMessage() {}
 
 func (x *OutputResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[8]
+	mi := &file_plugin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -543,7 +608,7 @@ func (x *OutputResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutputResponse.ProtoReflect.Descriptor instead.
 func (*OutputResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{8}
+	return file_plugin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *OutputResponse) GetOutput() []byte {
@@ -561,7 +626,7 @@ type UndoResponse struct {
 
 func (x *UndoResponse) Reset() {
 	*x = UndoResponse{}
-	mi := &file_plugin_proto_msgTypes[9]
+	mi := &file_plugin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -573,7 +638,7 @@ func (x *UndoResponse) String() string {
 func (*UndoResponse) ProtoMessage() {}
 
 func (x *UndoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[9]
+	mi := &file_plugin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -586,7 +651,7 @@ func (x *UndoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UndoResponse.ProtoReflect.Descriptor instead.
 func (*UndoResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{9}
+	return file_plugin_proto_rawDescGZIP(), []int{10}
 }
 
 type VerifyRequest struct {
@@ -600,7 +665,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_plugin_proto_msgTypes[10]
+	mi := &file_plugin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -612,7 +677,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[10]
+	mi := &file_plugin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -625,7 +690,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{10}
+	return file_plugin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *VerifyRequest) GetRequest() []byte {
@@ -651,7 +716,7 @@ type ReserveResponse struct {
 
 func (x *ReserveResponse) Reset() {
 	*x = ReserveResponse{}
-	mi := &file_plugin_proto_msgTypes[11]
+	mi := &file_plugin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -663,7 +728,7 @@ func (x *ReserveResponse) String() string {
 func (*ReserveResponse) ProtoMessage() {}
 
 func (x *ReserveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[11]
+	mi := &file_plugin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -676,7 +741,7 @@ func (x *ReserveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReserveResponse.ProtoReflect.Descriptor instead.
 func (*ReserveResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{11}
+	return file_plugin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ReserveResponse) GetName() string {
@@ -694,7 +759,7 @@ type RegisterResponse struct {
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_plugin_proto_msgTypes[12]
+	mi := &file_plugin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -706,7 +771,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[12]
+	mi := &file_plugin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -719,7 +784,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{12}
+	return file_plugin_proto_rawDescGZIP(), []int{13}
 }
 
 type CheckResponse struct {
@@ -731,7 +796,7 @@ type CheckResponse struct {
 
 func (x *CheckResponse) Reset() {
 	*x = CheckResponse{}
-	mi := &file_plugin_proto_msgTypes[13]
+	mi := &file_plugin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -743,7 +808,7 @@ func (x *CheckResponse) String() string {
 func (*CheckResponse) ProtoMessage() {}
 
 func (x *CheckResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[13]
+	mi := &file_plugin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -756,12 +821,154 @@ func (x *CheckResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckResponse.ProtoReflect.Descriptor instead.
 func (*CheckResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{13}
+	return file_plugin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CheckResponse) GetWarnings() []string {
 	if x != nil {
 		return x.Warnings
+	}
+	return nil
+}
+
+type MountResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// path is where the container's root filesystem is mounted on the host.
+	Path          string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MountResponse) Reset() {
+	*x = MountResponse{}
+	mi := &file_plugin_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MountResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MountResponse) ProtoMessage() {}
+
+func (x *MountResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MountResponse.ProtoReflect.Descriptor instead.
+func (*MountResponse) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *MountResponse) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+type OpenBlobRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	CallId uint64                 `protobuf:"varint,1,opt,name=call_id,json=callId,proto3" json:"call_id,omitempty"`
+	// digest is the blob's digest ("sha256:...").
+	Digest        string `protobuf:"bytes,2,opt,name=digest,proto3" json:"digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenBlobRequest) Reset() {
+	*x = OpenBlobRequest{}
+	mi := &file_plugin_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenBlobRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenBlobRequest) ProtoMessage() {}
+
+func (x *OpenBlobRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenBlobRequest.ProtoReflect.Descriptor instead.
+func (*OpenBlobRequest) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *OpenBlobRequest) GetCallId() uint64 {
+	if x != nil {
+		return x.CallId
+	}
+	return 0
+}
+
+func (x *OpenBlobRequest) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+type BlobChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BlobChunk) Reset() {
+	*x = BlobChunk{}
+	mi := &file_plugin_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BlobChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BlobChunk) ProtoMessage() {}
+
+func (x *BlobChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BlobChunk.ProtoReflect.Descriptor instead.
+func (*BlobChunk) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *BlobChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
 	}
 	return nil
 }
@@ -776,7 +983,7 @@ type LookupRequest struct {
 
 func (x *LookupRequest) Reset() {
 	*x = LookupRequest{}
-	mi := &file_plugin_proto_msgTypes[14]
+	mi := &file_plugin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -788,7 +995,7 @@ func (x *LookupRequest) String() string {
 func (*LookupRequest) ProtoMessage() {}
 
 func (x *LookupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[14]
+	mi := &file_plugin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -801,7 +1008,7 @@ func (x *LookupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupRequest.ProtoReflect.Descriptor instead.
 func (*LookupRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{14}
+	return file_plugin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *LookupRequest) GetCallId() uint64 {
@@ -828,7 +1035,7 @@ type LookupContainerResponse struct {
 
 func (x *LookupContainerResponse) Reset() {
 	*x = LookupContainerResponse{}
-	mi := &file_plugin_proto_msgTypes[15]
+	mi := &file_plugin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -840,7 +1047,7 @@ func (x *LookupContainerResponse) String() string {
 func (*LookupContainerResponse) ProtoMessage() {}
 
 func (x *LookupContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[15]
+	mi := &file_plugin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -853,7 +1060,7 @@ func (x *LookupContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LookupContainerResponse.ProtoReflect.Descriptor instead.
 func (*LookupContainerResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{15}
+	return file_plugin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *LookupContainerResponse) GetRecord() []byte {
@@ -873,7 +1080,7 @@ type ResolveImageResponse struct {
 
 func (x *ResolveImageResponse) Reset() {
 	*x = ResolveImageResponse{}
-	mi := &file_plugin_proto_msgTypes[16]
+	mi := &file_plugin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -885,7 +1092,7 @@ func (x *ResolveImageResponse) String() string {
 func (*ResolveImageResponse) ProtoMessage() {}
 
 func (x *ResolveImageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[16]
+	mi := &file_plugin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -898,7 +1105,7 @@ func (x *ResolveImageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveImageResponse.ProtoReflect.Descriptor instead.
 func (*ResolveImageResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{16}
+	return file_plugin_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ResolveImageResponse) GetImage() []byte {
@@ -918,7 +1125,7 @@ type AddWarningRequest struct {
 
 func (x *AddWarningRequest) Reset() {
 	*x = AddWarningRequest{}
-	mi := &file_plugin_proto_msgTypes[17]
+	mi := &file_plugin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -930,7 +1137,7 @@ func (x *AddWarningRequest) String() string {
 func (*AddWarningRequest) ProtoMessage() {}
 
 func (x *AddWarningRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[17]
+	mi := &file_plugin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -943,7 +1150,7 @@ func (x *AddWarningRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddWarningRequest.ProtoReflect.Descriptor instead.
 func (*AddWarningRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{17}
+	return file_plugin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *AddWarningRequest) GetCallId() uint64 {
@@ -968,7 +1175,7 @@ type AddWarningResponse struct {
 
 func (x *AddWarningResponse) Reset() {
 	*x = AddWarningResponse{}
-	mi := &file_plugin_proto_msgTypes[18]
+	mi := &file_plugin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -980,7 +1187,7 @@ func (x *AddWarningResponse) String() string {
 func (*AddWarningResponse) ProtoMessage() {}
 
 func (x *AddWarningResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[18]
+	mi := &file_plugin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -993,7 +1200,7 @@ func (x *AddWarningResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddWarningResponse.ProtoReflect.Descriptor instead.
 func (*AddWarningResponse) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{18}
+	return file_plugin_proto_rawDescGZIP(), []int{22}
 }
 
 var File_plugin_proto protoreflect.FileDescriptor
@@ -1023,10 +1230,14 @@ const file_plugin_proto_rawDesc = "" +
 	"\x0ehost_broker_id\x18\x02 \x01(\rR\fhostBrokerId\"\x13\n" +
 	"\x11ConfigureResponse\"!\n" +
 	"\tErrorInfo\x12\x14\n" +
-	"\x05class\x18\x01 \x01(\tR\x05class\"X\n" +
+	"\x05class\x18\x01 \x01(\tR\x05class\"\x8a\x01\n" +
 	"\rRecordRequest\x12\x16\n" +
 	"\x06record\x18\x01 \x01(\fR\x06record\x12/\n" +
-	"\x04call\x18\x02 \x01(\v2\x1b.slipway.plugin.v1.HostCallR\x04call\"\\\n" +
+	"\x04call\x18\x02 \x01(\v2\x1b.slipway.plugin.v1.HostCallR\x04call\x120\n" +
+	"\x04undo\x18\x03 \x01(\v2\x1c.slipway.plugin.v1.UndoCauseR\x04undo\"J\n" +
+	"\tUndoCause\x12\x16\n" +
+	"\x06remove\x18\x01 \x01(\bR\x06remove\x12%\n" +
+	"\x0eremove_volumes\x18\x02 \x01(\bR\rremoveVolumes\"\\\n" +
 	"\bHostCall\x12\x1b\n" +
 	"\tbroker_id\x18\x01 \x01(\rR\bbrokerId\x12\x17\n" +
 	"\acall_id\x18\x02 \x01(\x04R\x06callId\x12\x1a\n" +
@@ -1041,7 +1252,14 @@ const file_plugin_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x12\n" +
 	"\x10RegisterResponse\"+\n" +
 	"\rCheckResponse\x12\x1a\n" +
-	"\bwarnings\x18\x01 \x03(\tR\bwarnings\":\n" +
+	"\bwarnings\x18\x01 \x03(\tR\bwarnings\"#\n" +
+	"\rMountResponse\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\"B\n" +
+	"\x0fOpenBlobRequest\x12\x17\n" +
+	"\acall_id\x18\x01 \x01(\x04R\x06callId\x12\x16\n" +
+	"\x06digest\x18\x02 \x01(\tR\x06digest\"\x1f\n" +
+	"\tBlobChunk\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\":\n" +
 	"\rLookupRequest\x12\x17\n" +
 	"\acall_id\x18\x01 \x01(\x04R\x06callId\x12\x10\n" +
 	"\x03ref\x18\x02 \x01(\tR\x03ref\"1\n" +
@@ -1067,10 +1285,12 @@ const file_plugin_proto_rawDesc = "" +
 	"\x04Undo\x12 .slipway.plugin.v1.RecordRequest\x1a\x1f.slipway.plugin.v1.UndoResponse2\xad\x01\n" +
 	"\aNetwork\x12W\n" +
 	"\x10ConfigureNetwork\x12 .slipway.plugin.v1.RecordRequest\x1a!.slipway.plugin.v1.OutputResponse\x12I\n" +
-	"\x04Undo\x12 .slipway.plugin.v1.RecordRequest\x1a\x1f.slipway.plugin.v1.UndoResponse2\xa8\x01\n" +
+	"\x04Undo\x12 .slipway.plugin.v1.RecordRequest\x1a\x1f.slipway.plugin.v1.UndoResponse2\xc3\x02\n" +
 	"\x05Layer\x12T\n" +
 	"\rPrepareRootFS\x12 .slipway.plugin.v1.RecordRequest\x1a!.slipway.plugin.v1.OutputResponse\x12I\n" +
-	"\x04Undo\x12 .slipway.plugin.v1.RecordRequest\x1a\x1f.slipway.plugin.v1.UndoResponse2\xa3\x01\n" +
+	"\x04Undo\x12 .slipway.plugin.v1.RecordRequest\x1a\x1f.slipway.plugin.v1.UndoResponse\x12K\n" +
+	"\x05Mount\x12 .slipway.plugin.v1.RecordRequest\x1a .slipway.plugin.v1.MountResponse\x12L\n" +
+	"\aUnmount\x12 .slipway.plugin.v1.RecordRequest\x1a\x1f.slipway.plugin.v1.UndoResponse2\xa3\x01\n" +
 	"\x05Mkdir\x12O\n" +
 	"\bMakeDirs\x12 .slipway.plugin.v1.RecordRequest\x1a!.slipway.plugin.v1.OutputResponse\x12I\n" +
 	"\x04Undo\x12 .slipway.plugin.v1.RecordRequest\x1a\x1f.slipway.plugin.v1.UndoResponse2\xf9\x01\n" +
@@ -1079,12 +1299,13 @@ const file_plugin_proto_rawDesc = "" +
 	"\bRegister\x12 .slipway.plugin.v1.RecordRequest\x1a#.slipway.plugin.v1.RegisterResponse\x12I\n" +
 	"\x04Undo\x12 .slipway.plugin.v1.RecordRequest\x1a\x1f.slipway.plugin.v1.UndoResponse2T\n" +
 	"\x05Check\x12K\n" +
-	"\x05Check\x12 .slipway.plugin.v1.RecordRequest\x1a .slipway.plugin.v1.CheckResponse2\x9d\x02\n" +
+	"\x05Check\x12 .slipway.plugin.v1.RecordRequest\x1a .slipway.plugin.v1.CheckResponse2\xed\x02\n" +
 	"\x04Host\x12_\n" +
 	"\x0fLookupContainer\x12 .slipway.plugin.v1.LookupRequest\x1a*.slipway.plugin.v1.LookupContainerResponse\x12Y\n" +
 	"\fResolveImage\x12 .slipway.plugin.v1.LookupRequest\x1a'.slipway.plugin.v1.ResolveImageResponse\x12Y\n" +
 	"\n" +
-	"AddWarning\x12$.slipway.plugin.v1.AddWarningRequest\x1a%.slipway.plugin.v1.AddWarningResponseB/Z-github.com/slipwayhq/slipway/hostapi/pluginpbb\x06proto3"
+	"AddWarning\x12$.slipway.plugin.v1.AddWarningRequest\x1a%.slipway.plugin.v1.AddWarningResponse\x12N\n" +
+	"\bOpenBlob\x12\".slipway.plugin.v1.OpenBlobRequest\x1a\x1c.slipway.plugin.v1.BlobChunk0\x01B/Z-github.com/slipwayhq/slipway/hostapi/pluginpbb\x06proto3"
 
 var (
 	file_plugin_proto_rawDescOnce sync.Once
@@ -1098,7 +1319,7 @@ func file_plugin_proto_rawDescGZIP() []byte {
 	return file_plugin_proto_rawDescData
 }
 
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_plugin_proto_goTypes = []any{
 	(*DescribeRequest)(nil),         // 0: slipway.plugin.v1.DescribeRequest
 	(*DescribeResponse)(nil),        // 1: slipway.plugin.v1.DescribeResponse
@@ -1107,69 +1328,80 @@ var file_plugin_proto_goTypes = []any{
 	(*ConfigureResponse)(nil),       // 4: slipway.plugin.v1.ConfigureResponse
 	(*ErrorInfo)(nil),               // 5: slipway.plugin.v1.ErrorInfo
 	(*RecordRequest)(nil),           // 6: slipway.plugin.v1.RecordRequest
-	(*HostCall)(nil),                // 7: slipway.plugin.v1.HostCall
-	(*OutputResponse)(nil),          // 8: slipway.plugin.v1.OutputResponse
-	(*UndoResponse)(nil),            // 9: slipway.plugin.v1.UndoResponse
-	(*VerifyRequest)(nil),           // 10: slipway.plugin.v1.VerifyRequest
-	(*ReserveResponse)(nil),         // 11: slipway.plugin.v1.ReserveResponse
-	(*RegisterResponse)(nil),        // 12: slipway.plugin.v1.RegisterResponse
-	(*CheckResponse)(nil),           // 13: slipway.plugin.v1.CheckResponse
-	(*LookupRequest)(nil),           // 14: slipway.plugin.v1.LookupRequest
-	(*LookupContainerResponse)(nil), // 15: slipway.plugin.v1.LookupContainerResponse
-	(*ResolveImageResponse)(nil),    // 16: slipway.plugin.v1.ResolveImageResponse
-	(*AddWarningRequest)(nil),       // 17: slipway.plugin.v1.AddWarningRequest
-	(*AddWarningResponse)(nil),      // 18: slipway.plugin.v1.AddWarningResponse
+	(*UndoCause)(nil),               // 7: slipway.plugin.v1.UndoCause
+	(*HostCall)(nil),                // 8: slipway.plugin.v1.HostCall
+	(*OutputResponse)(nil),          // 9: slipway.plugin.v1.OutputResponse
+	(*UndoResponse)(nil),            // 10: slipway.plugin.v1.UndoResponse
+	(*VerifyRequest)(nil),           // 11: slipway.plugin.v1.VerifyRequest
+	(*ReserveResponse)(nil),         // 12: slipway.plugin.v1.ReserveResponse
+	(*RegisterResponse)(nil),        // 13: slipway.plugin.v1.RegisterResponse
+	(*CheckResponse)(nil),           // 14: slipway.plugin.v1.CheckResponse
+	(*MountResponse)(nil),           // 15: slipway.plugin.v1.MountResponse
+	(*OpenBlobRequest)(nil),         // 16: slipway.plugin.v1.OpenBlobRequest
+	(*BlobChunk)(nil),               // 17: slipway.plugin.v1.BlobChunk
+	(*LookupRequest)(nil),           // 18: slipway.plugin.v1.LookupRequest
+	(*LookupContainerResponse)(nil), // 19: slipway.plugin.v1.LookupContainerResponse
+	(*ResolveImageResponse)(nil),    // 20: slipway.plugin.v1.ResolveImageResponse
+	(*AddWarningRequest)(nil),       // 21: slipway.plugin.v1.AddWarningRequest
+	(*AddWarningResponse)(nil),      // 22: slipway.plugin.v1.AddWarningResponse
 }
 var file_plugin_proto_depIdxs = []int32{
 	2,  // 0: slipway.plugin.v1.DescribeResponse.config_schema:type_name -> slipway.plugin.v1.ConfigField
 	2,  // 1: slipway.plugin.v1.ConfigField.fields:type_name -> slipway.plugin.v1.ConfigField
-	7,  // 2: slipway.plugin.v1.RecordRequest.call:type_name -> slipway.plugin.v1.HostCall
-	7,  // 3: slipway.plugin.v1.VerifyRequest.call:type_name -> slipway.plugin.v1.HostCall
-	0,  // 4: slipway.plugin.v1.Plugin.Describe:input_type -> slipway.plugin.v1.DescribeRequest
-	3,  // 5: slipway.plugin.v1.Plugin.Configure:input_type -> slipway.plugin.v1.ConfigureRequest
-	10, // 6: slipway.plugin.v1.Verify.Verify:input_type -> slipway.plugin.v1.VerifyRequest
-	6,  // 7: slipway.plugin.v1.Image.ResolveImage:input_type -> slipway.plugin.v1.RecordRequest
-	6,  // 8: slipway.plugin.v1.Merge.Merge:input_type -> slipway.plugin.v1.RecordRequest
-	6,  // 9: slipway.plugin.v1.Security.Secure:input_type -> slipway.plugin.v1.RecordRequest
-	6,  // 10: slipway.plugin.v1.Security.Undo:input_type -> slipway.plugin.v1.RecordRequest
-	6,  // 11: slipway.plugin.v1.Network.ConfigureNetwork:input_type -> slipway.plugin.v1.RecordRequest
-	6,  // 12: slipway.plugin.v1.Network.Undo:input_type -> slipway.plugin.v1.RecordRequest
-	6,  // 13: slipway.plugin.v1.Layer.PrepareRootFS:input_type -> slipway.plugin.v1.RecordRequest
-	6,  // 14: slipway.plugin.v1.Layer.Undo:input_type -> slipway.plugin.v1.RecordRequest
-	6,  // 15: slipway.plugin.v1.Mkdir.MakeDirs:input_type -> slipway.plugin.v1.RecordRequest
-	6,  // 16: slipway.plugin.v1.Mkdir.Undo:input_type -> slipway.plugin.v1.RecordRequest
-	6,  // 17: slipway.plugin.v1.Register.Reserve:input_type -> slipway.plugin.v1.RecordRequest
-	6,  // 18: slipway.plugin.v1.Register.Register:input_type -> slipway.plugin.v1.RecordRequest
-	6,  // 19: slipway.plugin.v1.Register.Undo:input_type -> slipway.plugin.v1.RecordRequest
-	6,  // 20: slipway.plugin.v1.Check.Check:input_type -> slipway.plugin.v1.RecordRequest
-	14, // 21: slipway.plugin.v1.Host.LookupContainer:input_type -> slipway.plugin.v1.LookupRequest
-	14, // 22: slipway.plugin.v1.Host.ResolveImage:input_type -> slipway.plugin.v1.LookupRequest
-	17, // 23: slipway.plugin.v1.Host.AddWarning:input_type -> slipway.plugin.v1.AddWarningRequest
-	1,  // 24: slipway.plugin.v1.Plugin.Describe:output_type -> slipway.plugin.v1.DescribeResponse
-	4,  // 25: slipway.plugin.v1.Plugin.Configure:output_type -> slipway.plugin.v1.ConfigureResponse
-	8,  // 26: slipway.plugin.v1.Verify.Verify:output_type -> slipway.plugin.v1.OutputResponse
-	8,  // 27: slipway.plugin.v1.Image.ResolveImage:output_type -> slipway.plugin.v1.OutputResponse
-	8,  // 28: slipway.plugin.v1.Merge.Merge:output_type -> slipway.plugin.v1.OutputResponse
-	8,  // 29: slipway.plugin.v1.Security.Secure:output_type -> slipway.plugin.v1.OutputResponse
-	9,  // 30: slipway.plugin.v1.Security.Undo:output_type -> slipway.plugin.v1.UndoResponse
-	8,  // 31: slipway.plugin.v1.Network.ConfigureNetwork:output_type -> slipway.plugin.v1.OutputResponse
-	9,  // 32: slipway.plugin.v1.Network.Undo:output_type -> slipway.plugin.v1.UndoResponse
-	8,  // 33: slipway.plugin.v1.Layer.PrepareRootFS:output_type -> slipway.plugin.v1.OutputResponse
-	9,  // 34: slipway.plugin.v1.Layer.Undo:output_type -> slipway.plugin.v1.UndoResponse
-	8,  // 35: slipway.plugin.v1.Mkdir.MakeDirs:output_type -> slipway.plugin.v1.OutputResponse
-	9,  // 36: slipway.plugin.v1.Mkdir.Undo:output_type -> slipway.plugin.v1.UndoResponse
-	11, // 37: slipway.plugin.v1.Register.Reserve:output_type -> slipway.plugin.v1.ReserveResponse
-	12, // 38: slipway.plugin.v1.Register.Register:output_type -> slipway.plugin.v1.RegisterResponse
-	9,  // 39: slipway.plugin.v1.Register.Undo:output_type -> slipway.plugin.v1.UndoResponse
-	13, // 40: slipway.plugin.v1.Check.Check:output_type -> slipway.plugin.v1.CheckResponse
-	15, // 41: slipway.plugin.v1.Host.LookupContainer:output_type -> slipway.plugin.v1.LookupContainerResponse
-	16, // 42: slipway.plugin.v1.Host.ResolveImage:output_type -> slipway.plugin.v1.ResolveImageResponse
-	18, // 43: slipway.plugin.v1.Host.AddWarning:output_type -> slipway.plugin.v1.AddWarningResponse
-	24, // [24:44] is the sub-list for method output_type
-	4,  // [4:24] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	8,  // 2: slipway.plugin.v1.RecordRequest.call:type_name -> slipway.plugin.v1.HostCall
+	7,  // 3: slipway.plugin.v1.RecordRequest.undo:type_name -> slipway.plugin.v1.UndoCause
+	8,  // 4: slipway.plugin.v1.VerifyRequest.call:type_name -> slipway.plugin.v1.HostCall
+	0,  // 5: slipway.plugin.v1.Plugin.Describe:input_type -> slipway.plugin.v1.DescribeRequest
+	3,  // 6: slipway.plugin.v1.Plugin.Configure:input_type -> slipway.plugin.v1.ConfigureRequest
+	11, // 7: slipway.plugin.v1.Verify.Verify:input_type -> slipway.plugin.v1.VerifyRequest
+	6,  // 8: slipway.plugin.v1.Image.ResolveImage:input_type -> slipway.plugin.v1.RecordRequest
+	6,  // 9: slipway.plugin.v1.Merge.Merge:input_type -> slipway.plugin.v1.RecordRequest
+	6,  // 10: slipway.plugin.v1.Security.Secure:input_type -> slipway.plugin.v1.RecordRequest
+	6,  // 11: slipway.plugin.v1.Security.Undo:input_type -> slipway.plugin.v1.RecordRequest
+	6,  // 12: slipway.plugin.v1.Network.ConfigureNetwork:input_type -> slipway.plugin.v1.RecordRequest
+	6,  // 13: slipway.plugin.v1.Network.Undo:input_type -> slipway.plugin.v1.RecordRequest
+	6,  // 14: slipway.plugin.v1.Layer.PrepareRootFS:input_type -> slipway.plugin.v1.RecordRequest
+	6,  // 15: slipway.plugin.v1.Layer.Undo:input_type -> slipway.plugin.v1.RecordRequest
+	6,  // 16: slipway.plugin.v1.Layer.Mount:input_type -> slipway.plugin.v1.RecordRequest
+	6,  // 17: slipway.plugin.v1.Layer.Unmount:input_type -> slipway.plugin.v1.RecordRequest
+	6,  // 18: slipway.plugin.v1.Mkdir.MakeDirs:input_type -> slipway.plugin.v1.RecordRequest
+	6,  // 19: slipway.plugin.v1.Mkdir.Undo:input_type -> slipway.plugin.v1.RecordRequest
+	6,  // 20: slipway.plugin.v1.Register.Reserve:input_type -> slipway.plugin.v1.RecordRequest
+	6,  // 21: slipway.plugin.v1.Register.Register:input_type -> slipway.plugin.v1.RecordRequest
+	6,  // 22: slipway.plugin.v1.Register.Undo:input_type -> slipway.plugin.v1.RecordRequest
+	6,  // 23: slipway.plugin.v1.Check.Check:input_type -> slipway.plugin.v1.RecordRequest
+	18, // 24: slipway.plugin.v1.Host.LookupContainer:input_type -> slipway.plugin.v1.LookupRequest
+	18, // 25: slipway.plugin.v1.Host.ResolveImage:input_type -> slipway.plugin.v1.LookupRequest
+	21, // 26: slipway.plugin.v1.Host.AddWarning:input_type -> slipway.plugin.v1.AddWarningRequest
+	16, // 27: slipway.plugin.v1.Host.OpenBlob:input_type -> slipway.plugin.v1.OpenBlobRequest
+	1,  // 28: slipway.plugin.v1.Plugin.Describe:output_type -> slipway.plugin.v1.DescribeResponse
+	4,  // 29: slipway.plugin.v1.Plugin.Configure:output_type -> slipway.plugin.v1.ConfigureResponse
+	9,  // 30: slipway.plugin.v1.Verify.Verify:output_type -> slipway.plugin.v1.OutputResponse
+	9,  // 31: slipway.plugin.v1.Image.ResolveImage:output_type -> slipway.plugin.v1.OutputResponse
+	9,  // 32: slipway.plugin.v1.Merge.Merge:output_type -> slipway.plugin.v1.OutputResponse
+	9,  // 33: slipway.plugin.v1.Security.Secure:output_type -> slipway.plugin.v1.OutputResponse
+	10, // 34: slipway.plugin.v1.Security.Undo:output_type -> slipway.plugin.v1.UndoResponse
+	9,  // 35: slipway.plugin.v1.Network.ConfigureNetwork:output_type -> slipway.plugin.v1.OutputResponse
+	10, // 36: slipway.plugin.v1.Network.Undo:output_type -> slipway.plugin.v1.UndoResponse
+	9,  // 37: slipway.plugin.v1.Layer.PrepareRootFS:output_type -> slipway.plugin.v1.OutputResponse
+	10, // 38: slipway.plugin.v1.Layer.Undo:output_type -> slipway.plugin.v1.UndoResponse
+	15, // 39: slipway.plugin.v1.Layer.Mount:output_type -> slipway.plugin.v1.MountResponse
+	10, // 40: slipway.plugin.v1.Layer.Unmount:output_type -> slipway.plugin.v1.UndoResponse
+	9,  // 41: slipway.plugin.v1.Mkdir.MakeDirs:output_type -> slipway.plugin.v1.OutputResponse
+	10, // 42: slipway.plugin.v1.Mkdir.Undo:output_type -> slipway.plugin.v1.UndoResponse
+	12, // 43: slipway.plugin.v1.Register.Reserve:output_type -> slipway.plugin.v1.ReserveResponse
+	13, // 44: slipway.plugin.v1.Register.Register:output_type -> slipway.plugin.v1.RegisterResponse
+	10, // 45: slipway.plugin.v1.Register.Undo:output_type -> slipway.plugin.v1.UndoResponse
+	14, // 46: slipway.plugin.v1.Check.Check:output_type -> slipway.plugin.v1.CheckResponse
+	19, // 47: slipway.plugin.v1.Host.LookupContainer:output_type -> slipway.plugin.v1.LookupContainerResponse
+	20, // 48: slipway.plugin.v1.Host.ResolveImage:output_type -> slipway.plugin.v1.ResolveImageResponse
+	22, // 49: slipway.plugin.v1.Host.AddWarning:output_type -> slipway.plugin.v1.AddWarningResponse
+	17, // 50: slipway.plugin.v1.Host.OpenBlob:output_type -> slipway.plugin.v1.BlobChunk
+	28, // [28:51] is the sub-list for method output_type
+	5,  // [5:28] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -1183,7 +1415,7 @@ func file_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   11,
 		},

@@ -788,16 +788,22 @@ var Network_ServiceDesc = grpc.ServiceDesc{
 const (
 	Layer_PrepareRootFS_FullMethodName = "/slipway.plugin.v1.Layer/PrepareRootFS"
 	Layer_Undo_FullMethodName          = "/slipway.plugin.v1.Layer/Undo"
+	Layer_Mount_FullMethodName         = "/slipway.plugin.v1.Layer/Mount"
+	Layer_Unmount_FullMethodName       = "/slipway.plugin.v1.Layer/Unmount"
 )
 
 // LayerClient is the client API for Layer service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// Layer is the layer stage; output: spec.RootFS.
+// Layer is the layer stage; output: spec.RootFS. Mount and Unmount are core.Mounter
+// (slipway mount), served when the plugin's layer stage implements it and Unimplemented
+// otherwise.
 type LayerClient interface {
 	PrepareRootFS(ctx context.Context, in *RecordRequest, opts ...grpc.CallOption) (*OutputResponse, error)
 	Undo(ctx context.Context, in *RecordRequest, opts ...grpc.CallOption) (*UndoResponse, error)
+	Mount(ctx context.Context, in *RecordRequest, opts ...grpc.CallOption) (*MountResponse, error)
+	Unmount(ctx context.Context, in *RecordRequest, opts ...grpc.CallOption) (*UndoResponse, error)
 }
 
 type layerClient struct {
@@ -828,14 +834,38 @@ func (c *layerClient) Undo(ctx context.Context, in *RecordRequest, opts ...grpc.
 	return out, nil
 }
 
+func (c *layerClient) Mount(ctx context.Context, in *RecordRequest, opts ...grpc.CallOption) (*MountResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MountResponse)
+	err := c.cc.Invoke(ctx, Layer_Mount_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *layerClient) Unmount(ctx context.Context, in *RecordRequest, opts ...grpc.CallOption) (*UndoResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UndoResponse)
+	err := c.cc.Invoke(ctx, Layer_Unmount_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // LayerServer is the server API for Layer service.
 // All implementations must embed UnimplementedLayerServer
 // for forward compatibility.
 //
-// Layer is the layer stage; output: spec.RootFS.
+// Layer is the layer stage; output: spec.RootFS. Mount and Unmount are core.Mounter
+// (slipway mount), served when the plugin's layer stage implements it and Unimplemented
+// otherwise.
 type LayerServer interface {
 	PrepareRootFS(context.Context, *RecordRequest) (*OutputResponse, error)
 	Undo(context.Context, *RecordRequest) (*UndoResponse, error)
+	Mount(context.Context, *RecordRequest) (*MountResponse, error)
+	Unmount(context.Context, *RecordRequest) (*UndoResponse, error)
 	mustEmbedUnimplementedLayerServer()
 }
 
@@ -851,6 +881,12 @@ func (UnimplementedLayerServer) PrepareRootFS(context.Context, *RecordRequest) (
 }
 func (UnimplementedLayerServer) Undo(context.Context, *RecordRequest) (*UndoResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Undo not implemented")
+}
+func (UnimplementedLayerServer) Mount(context.Context, *RecordRequest) (*MountResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Mount not implemented")
+}
+func (UnimplementedLayerServer) Unmount(context.Context, *RecordRequest) (*UndoResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Unmount not implemented")
 }
 func (UnimplementedLayerServer) mustEmbedUnimplementedLayerServer() {}
 func (UnimplementedLayerServer) testEmbeddedByValue()               {}
@@ -909,6 +945,42 @@ func _Layer_Undo_Handler(srv interface{}, ctx context.Context, dec func(interfac
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Layer_Mount_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecordRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LayerServer).Mount(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Layer_Mount_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LayerServer).Mount(ctx, req.(*RecordRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Layer_Unmount_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecordRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(LayerServer).Unmount(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Layer_Unmount_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(LayerServer).Unmount(ctx, req.(*RecordRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Layer_ServiceDesc is the grpc.ServiceDesc for Layer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -923,6 +995,14 @@ var Layer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Undo",
 			Handler:    _Layer_Undo_Handler,
+		},
+		{
+			MethodName: "Mount",
+			Handler:    _Layer_Mount_Handler,
+		},
+		{
+			MethodName: "Unmount",
+			Handler:    _Layer_Unmount_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
@@ -1365,6 +1445,7 @@ const (
 	Host_LookupContainer_FullMethodName = "/slipway.plugin.v1.Host/LookupContainer"
 	Host_ResolveImage_FullMethodName    = "/slipway.plugin.v1.Host/ResolveImage"
 	Host_AddWarning_FullMethodName      = "/slipway.plugin.v1.Host/AddWarning"
+	Host_OpenBlob_FullMethodName        = "/slipway.plugin.v1.Host/OpenBlob"
 )
 
 // HostClient is the client API for Host service.
@@ -1385,6 +1466,9 @@ type HostClient interface {
 	// AddWarning adds a warning to the run: the host appends it to the Warnings of the
 	// call's output, which reach the create response.
 	AddWarning(ctx context.Context, in *AddWarningRequest, opts ...grpc.CallOption) (*AddWarningResponse, error)
+	// OpenBlob streams the content of a blob of the engine's image store (a layer, a config)
+	// in chunks of at most 1 MiB. NotFound when the store has no such blob.
+	OpenBlob(ctx context.Context, in *OpenBlobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BlobChunk], error)
 }
 
 type hostClient struct {
@@ -1425,6 +1509,25 @@ func (c *hostClient) AddWarning(ctx context.Context, in *AddWarningRequest, opts
 	return out, nil
 }
 
+func (c *hostClient) OpenBlob(ctx context.Context, in *OpenBlobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BlobChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Host_ServiceDesc.Streams[0], Host_OpenBlob_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[OpenBlobRequest, BlobChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Host_OpenBlobClient = grpc.ServerStreamingClient[BlobChunk]
+
 // HostServer is the server API for Host service.
 // All implementations must embed UnimplementedHostServer
 // for forward compatibility.
@@ -1443,6 +1546,9 @@ type HostServer interface {
 	// AddWarning adds a warning to the run: the host appends it to the Warnings of the
 	// call's output, which reach the create response.
 	AddWarning(context.Context, *AddWarningRequest) (*AddWarningResponse, error)
+	// OpenBlob streams the content of a blob of the engine's image store (a layer, a config)
+	// in chunks of at most 1 MiB. NotFound when the store has no such blob.
+	OpenBlob(*OpenBlobRequest, grpc.ServerStreamingServer[BlobChunk]) error
 	mustEmbedUnimplementedHostServer()
 }
 
@@ -1461,6 +1567,9 @@ func (UnimplementedHostServer) ResolveImage(context.Context, *LookupRequest) (*R
 }
 func (UnimplementedHostServer) AddWarning(context.Context, *AddWarningRequest) (*AddWarningResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AddWarning not implemented")
+}
+func (UnimplementedHostServer) OpenBlob(*OpenBlobRequest, grpc.ServerStreamingServer[BlobChunk]) error {
+	return status.Error(codes.Unimplemented, "method OpenBlob not implemented")
 }
 func (UnimplementedHostServer) mustEmbedUnimplementedHostServer() {}
 func (UnimplementedHostServer) testEmbeddedByValue()              {}
@@ -1537,6 +1646,17 @@ func _Host_AddWarning_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Host_OpenBlob_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(OpenBlobRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(HostServer).OpenBlob(m, &grpc.GenericServerStream[OpenBlobRequest, BlobChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Host_OpenBlobServer = grpc.ServerStreamingServer[BlobChunk]
+
 // Host_ServiceDesc is the grpc.ServiceDesc for Host service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1557,6 +1677,12 @@ var Host_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Host_AddWarning_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "OpenBlob",
+			Handler:       _Host_OpenBlob_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "plugin.proto",
 }

@@ -203,7 +203,7 @@ func newStage(ctx context.Context, stage string, p PluginRef, env core.Env) (any
 	case spec.StageNetwork:
 		return networkAdapter{v.(core.Networker), cl}, nil
 	case spec.StageLayer:
-		return layerAdapter{v.(core.Layerer), cl}, nil
+		return layerAdapter{v.(core.Layerer), v.(core.Mounter), cl}, nil
 	case spec.StageMkdir:
 		return mkdirAdapter{v.(core.DirMaker), cl}, nil
 	default:
@@ -242,8 +242,11 @@ type networkAdapter struct {
 	core.Networker
 	*closer
 }
+// layerAdapter is a layer stage plugin; it is a core.Mounter too, and a plugin whose stage
+// cannot mount answers Mount with a FailedPrecondition that says so.
 type layerAdapter struct {
 	core.Layerer
+	core.Mounter
 	*closer
 }
 type mkdirAdapter struct {

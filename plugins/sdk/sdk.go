@@ -278,6 +278,10 @@ type Host interface {
 	// output, so it reaches the create response. FailedPrecondition in a call whose output
 	// has no warnings (Undo, mkdir, register).
 	Warn(ctx context.Context, msg string) error
+	// OpenBlob streams a blob of the engine's image store (a layer, a config) by digest;
+	// NotFound when there is none. The reader must be closed, and stops working when the
+	// call ends.
+	OpenBlob(ctx context.Context, digest string) (io.ReadCloser, error)
 }
 
 // HostFromContext returns the host's callbacks for the stage call whose context is ctx;

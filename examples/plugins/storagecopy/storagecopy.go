@@ -2,11 +2,13 @@
 // container's root filesystem as a full copy of the image's layers, with containerd's native
 // snapshotter, in a snapshot root of its own (from its config) instead of the engine's.
 //
-// Layer blobs are read, read-only, from the engine's content store, whose directory the
-// config names (<state root>/content); each layer is unpacked once into a committed
+// Layer blobs are streamed from the engine's image store through the host callback
+// OpenBlob (or, when the host offers no callbacks, read from the content store directory
+// that the optional content setting names); each layer is unpacked once into a committed
 // snapshot shared by every container of the image, and each container gets a copy of it as
 // its read-write snapshot, keyed by the container ID. Undo removes that snapshot from the ID
 // alone and never a shared layer, so it works after a crash of the plugin or of the engine.
+// The stage also mounts and unmounts a container's root filesystem (slipway mount).
 //
 // The unpacking and snapshot bookkeeping are Slipway's own layer stage
 // (steps/layer/snapshot) with the native driver, run inside the plugin process: the plugin
@@ -33,13 +35,14 @@ import (
 	"github.com/slipwayhq/slipway/core"
 	"github.com/slipwayhq/slipway/core/errdefs"
 	"github.com/slipwayhq/slipway/core/spec"
+	"github.com/slipwayhq/slipway/plugins/sdk"
 	"github.com/slipwayhq/slipway/steps/layer/snapshot"
 )
 
 // Config is the plugin's config.
 type Config struct {
 	Root    string `json:"root" hcl:"root" doc:"directory of the plugin's own snapshots (the native snapshotter's root is ROOT/snapshots/native); created when missing"`
-	Content string `json:"content" hcl:"content" doc:"the engine's content store, <state root>/content: layer blobs are read from CONTENT/blobs/sha256"`
+	Content string `json:"content,omitempty" hcl:"content,optional" doc:"only for hosts without callbacks: the engine's content store, <state root>/content, whose CONTENT/blobs/sha256 is read instead of streaming blobs from the host"`
 	NoSync  bool   `json:"no_sync,omitempty" hcl:"no_sync,optional" doc:"do not fsync the snapshot metadata (tests)"`
 }
 
@@ -51,7 +54,10 @@ type Layer struct {
 	l  *snapshot.Layerer
 }
 
-var _ core.Layerer = (*Layer)(nil)
+var (
+	_ core.Layerer = (*Layer)(nil)
+	_ core.Mounter = (*Layer)(nil)
+)
 
 // New returns a stage ready for Setup.
 func New() *Layer { return &Layer{} }
@@ -62,17 +68,21 @@ func (s *Layer) Setup(ctx context.Context, log hclog.Logger) error {
 	switch {
 	case c.Root == "" || !filepath.IsAbs(c.Root):
 		return errdefs.InvalidArgument(fmt.Errorf("storagecopy: root %q must be an absolute directory", c.Root))
-	case c.Content == "" || !filepath.IsAbs(c.Content):
+	case c.Content != "" && !filepath.IsAbs(c.Content):
 		return errdefs.InvalidArgument(fmt.Errorf("storagecopy: content %q must be the absolute path of the engine's content store", c.Content))
 	}
-	if fi, err := os.Stat(filepath.Join(c.Content, "blobs", "sha256")); err != nil || !fi.IsDir() {
-		return errdefs.InvalidArgument(fmt.Errorf("storagecopy: content %s is not a content store (no blobs/sha256 directory)", c.Content))
+	var dir string
+	if c.Content != "" {
+		dir = filepath.Join(c.Content, "blobs", "sha256")
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return errdefs.InvalidArgument(fmt.Errorf("storagecopy: content %s is not a content store (no blobs/sha256 directory)", c.Content))
+		}
 	}
 	opts := []snapshot.Option{snapshot.WithSnapshotter("native")}
 	if c.NoSync {
 		opts = append(opts, snapshot.WithNoSync())
 	}
-	l, err := snapshot.New(ctx, core.Env{Root: c.Root, Logger: log, Images: blobs{dir: filepath.Join(c.Content, "blobs", "sha256")}}, opts...)
+	l, err := snapshot.New(ctx, core.Env{Root: c.Root, Logger: log, Images: blobs{dir: dir}}, opts...)
 	if err != nil {
 		return fmt.Errorf("storagecopy: %w", err)
 	}
@@ -110,6 +120,24 @@ func (s *Layer) Undo(ctx context.Context, rec *spec.Record) error {
 	return l.Undo(ctx, rec)
 }
 
+// Mount mounts the container's root filesystem below the plugin's root and returns where.
+func (s *Layer) Mount(ctx context.Context, rec *spec.Record) (string, error) {
+	l, err := s.layerer()
+	if err != nil {
+		return "", err
+	}
+	return l.Mount(ctx, rec)
+}
+
+// Unmount unmounts what Mount mounted; it is a no-op when nothing is mounted.
+func (s *Layer) Unmount(ctx context.Context, rec *spec.Record) error {
+	l, err := s.layerer()
+	if err != nil {
+		return err
+	}
+	return l.Unmount(ctx, rec)
+}
+
 // Close closes the snapshotter.
 func (s *Layer) Close() error {
 	s.mu.Lock()
@@ -122,7 +150,8 @@ func (s *Layer) Close() error {
 	return err
 }
 
-// blobs reads layer blobs from a content store directory, read-only.
+// blobs reads layer blobs through the host's OpenBlob callback, or from a content store
+// directory, read-only, when the call has no host callbacks and dir is set.
 type blobs struct{ dir string }
 
 func (b blobs) Resolve(ctx context.Context, ref string, platform *ocispec.Platform) (*spec.Image, error) {
@@ -132,6 +161,12 @@ func (b blobs) Resolve(ctx context.Context, ref string, platform *ocispec.Platfo
 // OpenBlob opens the blob with digest dgst; the unpacker checks every layer's content
 // against the image's diff IDs.
 func (b blobs) OpenBlob(ctx context.Context, dgst string) (io.ReadCloser, error) {
+	if h, ok := sdk.HostFromContext(ctx); ok {
+		return h.OpenBlob(ctx, dgst)
+	}
+	if b.dir == "" {
+		return nil, errdefs.FailedPrecondition(fmt.Errorf("storagecopy: blob %s: the host offers no callbacks and no content directory is configured", dgst))
+	}
 	d, err := digest.Parse(dgst)
 	if err != nil {
 		return nil, errdefs.InvalidArgument(fmt.Errorf("storagecopy: blob %q: %w", dgst, err))

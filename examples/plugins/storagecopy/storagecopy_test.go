@@ -132,14 +132,17 @@ func TestBadConfig(t *testing.T) {
 	}
 }
 
-// TestCreateThroughEngine creates and removes a container in a real engine whose layer
-// stage is the plugin: the root filesystem is a copy under the plugin's root, the engine's
-// own snapshot root is not used, and remove leaves only the shared snapshots.
+// TestCreateThroughEngine creates, mounts and removes a container in a real engine whose
+// layer stage is the plugin, configured without a content directory: the layers are
+// streamed from the engine through the OpenBlob callback, the root filesystem is a copy
+// under the plugin's root, the engine's own snapshot root is not used, slipway mount works
+// through the plugin, and remove leaves only the shared snapshots.
 func TestCreateThroughEngine(t *testing.T) {
 	needRoot(t)
 	ctx := context.Background()
 	engineRoot, root := plugintest.TempDir(t), plugintest.TempDir(t)
-	ref := plugintest.Install(t, engineRoot, pkg, "storagecopy", config(root, filepath.Join(engineRoot, "content")))
+	cfg := json.RawMessage(fmt.Sprintf(`{"root":%q,"no_sync":true}`, root))
+	ref := plugintest.Install(t, engineRoot, pkg, "storagecopy", cfg)
 	e := plugintest.Engine(t, engineRoot, func(p core.Pipeline) core.Pipeline { return p.With(host.Impl(spec.StageLayer, ref)) })
 	resp, err := e.Create(ctx, spec.CreateRequest{Name: "copied", Config: &container.Config{Image: plugintest.TestImage}})
 	if err != nil {
@@ -163,6 +166,22 @@ func TestCreateThroughEngine(t *testing.T) {
 	}
 	if d := snapshotDirs(t, root); len(d) != 3 {
 		t.Errorf("plugin snapshots %v, want the layer, the init layer and the container's", d)
+	}
+	mnt, err := e.Mount(ctx, "copied")
+	if err != nil {
+		t.Fatalf("mount through the plugin: %v", err)
+	}
+	if !strings.HasPrefix(mnt, root+"/") {
+		t.Errorf("mounted at %s, want below the plugin's root %s", mnt, root)
+	}
+	if b, err := os.ReadFile(filepath.Join(mnt, "bin", "app")); err != nil || string(b) != "app" {
+		t.Errorf("the mounted /bin/app: %q %v", b, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(mnt, ".dockerenv")); err != nil || len(b) != 0 {
+		t.Errorf("the mounted /.dockerenv: %q %v (want the init layer's empty file)", b, err)
+	}
+	if err := e.Unmount(ctx, "copied"); err != nil {
+		t.Fatalf("unmount through the plugin: %v", err)
 	}
 	if err := e.Remove(ctx, resp.ID, core.RemoveOptions{}); err != nil {
 		t.Fatal(err)
