@@ -242,6 +242,7 @@ type networkAdapter struct {
 	core.Networker
 	*closer
 }
+
 // layerAdapter is a layer stage plugin; it is a core.Mounter too, and a plugin whose stage
 // cannot mount answers Mount with a FailedPrecondition that says so.
 type layerAdapter struct {
