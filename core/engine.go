@@ -581,7 +581,12 @@ func (e *Engine) Inspect(ctx context.Context, ref string) (container.InspectResp
 	if err != nil {
 		return container.InspectResponse{}, err
 	}
-	return inspectOf(rec), nil
+	out := inspectOf(rec)
+	withLinks(&out, rec, func(name string) bool {
+		r, err := e.st.get(name)
+		return err == nil && r.Name == name
+	})
+	return out, nil
 }
 
 // Record returns the stored record of the container with that ID, unique prefix or name.
@@ -691,6 +696,32 @@ func (e *Engine) mounter(ctx context.Context, ref string) (*spec.Record, Mounter
 		return nil, nil, nil, errdefs.FailedPrecondition(fmt.Errorf("layer implementation %q of container %s cannot mount", name, rec.ID))
 	}
 	return rec, m, release, nil
+}
+
+// PruneLayers removes the unpacked layers that no image in the store needs any more, through
+// the current pipeline's layer stage when it can prune (LayerPruner) and the image store can
+// list its chains (ChainLister); otherwise it does nothing. Callers run it after an image is
+// deleted. It returns the snapshot names removed.
+func (e *Engine) PruneLayers(ctx context.Context) ([]string, error) {
+	if err := e.enter(); err != nil {
+		return nil, err
+	}
+	defer e.runs.Done()
+	cl, ok := e.images.(ChainLister)
+	if !ok {
+		return nil, nil
+	}
+	s := e.acquireSnapshot()
+	defer e.releaseSnapshot(s)
+	p, ok := s.layer.(LayerPruner)
+	if !ok {
+		return nil, nil
+	}
+	keep, err := cl.ChainIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return p.PruneLayers(ctx, func(chain string) bool { return keep[chain] })
 }
 
 // ImageUser returns the ID of a container created from image id, and whether there is one.

@@ -50,17 +50,23 @@ func inspectOf(rec *spec.Record) container.InspectResponse {
 	}
 	if s := rec.Security; s != nil {
 		out.MountLabel, out.ProcessLabel, out.AppArmorProfile = s.MountLabel, s.ProcessLabel, s.AppArmorProfile
+		if out.HostConfig != nil {
+			// The security stage's defaults are part of the HostConfig moby shows; the copy
+			// keeps the record's HostConfig unchanged.
+			hc := *out.HostConfig
+			hc.SecurityOpt, hc.MaskedPaths, hc.ReadonlyPaths = s.SecurityOpt, s.MaskedPaths, s.ReadonlyPaths
+			out.HostConfig = &hc
+		}
 	}
 	if fs := rec.RootFS; fs != nil {
 		out.Driver = fs.Driver
 		out.GraphDriver = &storage.DriverData{Name: fs.Driver, Data: fs.Data}
 	}
-	if d := rec.Dirs; d != nil && d.Root != "" {
-		out.ResolvConfPath = d.Root + "/resolv.conf"
-		out.HostnamePath = d.Root + "/hostname"
-		out.HostsPath = d.Root + "/hosts"
-		out.LogPath = ""
+	if d := rec.Dirs; d != nil && len(d.Mounts) > 0 {
+		out.Mounts = append([]container.MountPoint(nil), d.Mounts...)
 	}
+	// ResolvConfPath, HostnamePath, HostsPath and LogPath stay "": moby sets them when it
+	// sets up the network and the logger, at start.
 	ns := &container.NetworkSettings{Networks: map[string]*network.EndpointSettings{}, Ports: network.PortMap{}}
 	if n := rec.Network; n != nil {
 		for k, v := range n.Networks {
@@ -102,8 +108,35 @@ func summaryOf(rec *spec.Record) container.Summary {
 			s.HostConfig.Annotations = m.HostConfig.Annotations
 		}
 	}
+	if d := rec.Dirs; d != nil && len(d.Mounts) > 0 {
+		s.Mounts = append([]container.MountPoint(nil), d.Mounts...)
+	}
 	if n := rec.Network; n != nil {
 		s.NetworkSettings = &container.NetworkSettingsSummary{Networks: n.Networks}
 	}
 	return s
+}
+
+// withLinks sets out.HostConfig.Links as moby's inspect does: rebuilt from the link graph,
+// never the request's "name:alias" strings, and null when the container links to nothing.
+// A link shows while its target exists. moby lets the target be removed; its running
+// daemon keeps showing the stale link until it restarts and rebuilds the graph from the
+// containers on disk, which drops it. Slipway shows at once what moby shows after that
+// restart. exists reports whether a registered container has the name. out.HostConfig is
+// copied, never changed in place: it is the record's.
+func withLinks(out *container.InspectResponse, rec *spec.Record, exists func(name string) bool) {
+	if out.HostConfig == nil {
+		return
+	}
+	hc := *out.HostConfig
+	hc.Links = nil
+	if rec.Network != nil {
+		for _, l := range rec.Network.Links {
+			target, _, ok := strings.Cut(strings.TrimPrefix(l, "/"), ":")
+			if ok && exists(target) {
+				hc.Links = append(hc.Links, l)
+			}
+		}
+	}
+	out.HostConfig = &hc
 }

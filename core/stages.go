@@ -187,6 +187,22 @@ func (s *Shared) Get(key string, make func() (any, error)) (any, error) {
 	return v, nil
 }
 
+// LayerPruner is implemented by layer stages that keep image layers shared between
+// containers. PruneLayers removes the unpacked layers no image needs any more: keep reports
+// whether a chain ID (the top of an image's layer chain or a prefix of one; "" for an image
+// without layers) belongs to an image still in the store. A layer under a container is never
+// removed. It returns what it removed. Engine.PruneLayers calls it after an image is deleted.
+type LayerPruner interface {
+	PruneLayers(ctx context.Context, keep func(chainID string) bool) (removed []string, err error)
+}
+
+// ChainLister is implemented by image stores that can list the layer chains of their
+// images: every chain ID prefix of every platform image, and "" for an image without
+// layers. Engine.PruneLayers keeps exactly these.
+type ChainLister interface {
+	ChainIDs(ctx context.Context) (map[string]bool, error)
+}
+
 // Mounter is implemented by layer stages that can mount a container's root filesystem on
 // the host (slipway mount). Both methods are idempotent; Undo unmounts as well.
 type Mounter interface {

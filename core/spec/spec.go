@@ -127,9 +127,14 @@ type Security struct {
 	SeccompProfile  string
 	NoNewPrivileges bool
 	// SecurityOpt is the HostConfig.SecurityOpt after defaults (label=disable for privileged
-	// and host modes, labels shared with --ipc/--pid container:X).
+	// and host modes, labels shared with --ipc/--pid container:X); nil when there is none.
 	SecurityOpt []string
-	Warnings    []string
+	// MaskedPaths and ReadonlyPaths are the HostConfig's after defaults: the request's, or
+	// the OCI defaults when the request has none (nil) and the container is not privileged.
+	// nil for a privileged container that asked for none, [] when the request said [].
+	MaskedPaths   []string
+	ReadonlyPaths []string
+	Warnings      []string
 }
 
 // Mount is a filesystem mount in the form containerd's snapshotters return it.
@@ -153,10 +158,14 @@ type RootFS struct {
 	Warnings []string
 }
 
-// Dirs are the container's directories on the host.
+// Dirs are the container's directories on the host, and its mount points: the volumes,
+// binds and tmpfs mounts resolved from the config (--volumes-from, -v, --mount and the
+// image's volumes) in the shape inspect shows them.
 type Dirs struct {
 	Root        string
 	Checkpoints string
+	// Mounts are the container's mount points, by destination.
+	Mounts []container.MountPoint `json:",omitempty"`
 }
 
 // Network holds the network settings recorded for a container at create time.
@@ -164,7 +173,12 @@ type Network struct {
 	NetworkMode string
 	Networks    map[string]*network.EndpointSettings
 	Ports       network.PortMap
-	Warnings    []string
+	// Links are the legacy links registered at create (moby's registerLinks), in the form
+	// inspect shows them: "/target:/container/alias", target being the container at the end
+	// of the target's container: network chain. Empty on user-defined networks, where moby
+	// registers no link.
+	Links    []string `json:",omitempty"`
+	Warnings []string
 }
 
 // Record is a container as the pipeline builds it and the engine stores it. During a run it

@@ -113,6 +113,9 @@ func assertClean(t *testing.T, e *core.Engine, base int) {
 	if ents, _ := os.ReadDir(filepath.Join(root, "containers")); len(ents) != 0 {
 		t.Errorf("container directories left: %d", len(ents))
 	}
+	if ents, _ := os.ReadDir(filepath.Join(root, "volumes")); len(ents) != 0 {
+		t.Errorf("volumes left: %d", len(ents))
+	}
 	if s := snapshotDirs(root); len(s) != base {
 		t.Errorf("snapshots: %d, want %d shared ones: %v", len(s), base, s)
 	}
@@ -160,7 +163,10 @@ func TestFaultInjectionRealStages(t *testing.T) {
 				e := open(t, p, true)
 				ctx, cancel := coretest.CancelContext(context.Background())
 				defer cancel()
-				_, err := e.Create(ctx, request("victim", "172.30.0.77"))
+				// A new named volume and an anonymous one: a failed create removes both.
+				req := request("victim", "172.30.0.77")
+				req.HostConfig.Binds = []string{"victimvol:/data", "/anon"}
+				_, err := e.Create(ctx, req)
 				if err == nil {
 					t.Fatal("create succeeded, want failure")
 				}
@@ -281,5 +287,42 @@ func TestParallelSameNameReal(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(filepath.Join(e.Root(), "containers")); len(ents) != 1 {
 		t.Fatalf("%d container directories, want 1", len(ents))
+	}
+}
+
+// TestImageDeletePrunesLayers deletes the image of a removed container and checks that
+// Engine.PruneLayers then removes its unpacked layers and init layer, so that deleting
+// every image leaves no snapshot; while a container uses the image, nothing is pruned.
+func TestImageDeletePrunesLayers(t *testing.T) {
+	needRoot(t)
+	e := open(t, nil, true)
+	ctx := context.Background()
+	r, err := e.Create(ctx, request("user", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers := len(snapshotDirs(e.Root()))
+	if layers < 4 { // two layers, the init layer, the container's
+		t.Fatalf("snapshots after a create: %v", snapshotDirs(e.Root()))
+	}
+	if removed, err := e.PruneLayers(ctx); err != nil || len(removed) != 0 {
+		t.Fatalf("prune while the image exists: %v %v", removed, err)
+	}
+	if err := e.Remove(ctx, r.ID, core.RemoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	st := e.Images().(*images.Store)
+	if _, err := st.Delete(ctx, testImage, e.ImageUser); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := e.PruneLayers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 3 {
+		t.Errorf("pruned %v, want the two layers and the init layer", removed)
+	}
+	if left := snapshotDirs(e.Root()); len(left) != 0 {
+		t.Errorf("snapshot directories left after the image was deleted: %v", left)
 	}
 }

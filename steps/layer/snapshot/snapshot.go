@@ -332,6 +332,15 @@ func (l *Layerer) PrepareRootFS(ctx context.Context, rec *spec.Record) (*spec.Ro
 	}
 	d := l.main
 	ms, err := d.sn.Prepare(ctx, rec.ID, parent)
+	if cerrdefs.IsNotFound(err) {
+		// The image's layers were pruned (PruneLayers, by this or another instance) after
+		// they were noted ready here: forget them and unpack again, once.
+		l.forget(rec.Image)
+		if parent, err = l.ensureImage(ctx, rec.Image); err != nil {
+			return nil, err
+		}
+		ms, err = d.sn.Prepare(ctx, rec.ID, parent)
+	}
 	if err != nil {
 		return nil, classify(err, "prepare snapshot of container %s", rec.ID)
 	}

@@ -6,6 +6,9 @@
 // the default bridge) and the user-defined "slipway" (172.30.0.0/16), where --ip and --ip6
 // are honoured. "host", "none" and "container:<name|id>" modes take no address.
 //
+// Legacy links (--link name:alias) are resolved here, as moby's registerLinks does at create,
+// before any address is leased; see registerLinks.
+//
 // Leases are derived state: a lease lives in memory while the run that took it is in flight,
 // and becomes durable as part of the container's record, from which the lease table is
 // rebuilt when the stage is built. So a crash can never leave an address leased to nobody, and
@@ -17,8 +20,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/netip"
+	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -226,6 +231,9 @@ func (a *Allocator) ConfigureNetwork(ctx context.Context, rec *spec.Record) (*sp
 		eps = rec.Request.NetworkingConfig.EndpointsConfig
 	}
 	out := &spec.Network{NetworkMode: mode, Networks: map[string]*network.EndpointSettings{}}
+	if err := a.registerLinks(ctx, rec, out); err != nil {
+		return nil, err
+	}
 	if rec.Merged.Config != nil && rec.Merged.Config.NetworkDisabled {
 		return out, nil
 	}
@@ -276,6 +284,106 @@ func (a *Allocator) ConfigureNetwork(ctx context.Context, rec *spec.Record) (*sp
 		out.Networks[name] = settings
 	}
 	return out, nil
+}
+
+// linksDeprecated is the warning moby gives (since Engine 29) for links on the default bridge.
+const linksDeprecated = "Links on the default bridge network are deprecated and will be removed in a future release. Use a custom network instead."
+
+// maxLinkChain bounds the walk along container: network modes; a chain cannot loop (each
+// target existed before the container that joins it), so the bound only guards bad records.
+const maxLinkChain = 64
+
+// registerLinks resolves HostConfig.Links as moby's registerLinks does at create: nothing
+// on a user-defined network; otherwise each "name[:alias]" must name an existing container
+// (InvalidArgument "could not get container for NAME: No such container: NAME", moby#39823),
+// whose container: network mode is followed to the container that owns the network
+// namespace, which must not use the host's. The links are recorded in inspect's form,
+// "/target:/container/alias"; an alias given twice keeps its first target, as moby keeps the
+// first reservation of the link name. Links on the default bridge add moby's deprecation
+// warning.
+func (a *Allocator) registerLinks(ctx context.Context, rec *spec.Record, out *spec.Network) error {
+	hc := rec.Merged.HostConfig
+	if len(hc.Links) == 0 {
+		return nil
+	}
+	// The API turns an empty mode into the default network before moby sees it.
+	mode := hc.NetworkMode
+	if mode == "" {
+		mode = network.NetworkDefault
+	}
+	if mode.IsDefault() || mode.IsBridge() {
+		out.Warnings = append(out.Warnings, linksDeprecated)
+	}
+	if mode.IsUserDefined() {
+		return nil
+	}
+	if a.host == nil {
+		return errdefs.FailedPrecondition(fmt.Errorf("network stage: links need the engine's container lookup"))
+	}
+	seen := map[string]string{} // link name -> target ID
+	for _, l := range hc.Links {
+		name, alias, err := parseLink(l)
+		if err != nil {
+			return errdefs.InvalidArgument(err)
+		}
+		target, err := a.linkTarget(ctx, name)
+		if err != nil {
+			return err
+		}
+		for i := 0; target.Merged != nil && target.Merged.HostConfig != nil && target.Merged.HostConfig.NetworkMode.IsContainer(); i++ {
+			if i == maxLinkChain {
+				return errdefs.InvalidArgument(fmt.Errorf("could not get container for %s: container network chain longer than %d", name, maxLinkChain))
+			}
+			if target, err = a.linkTarget(ctx, target.Merged.HostConfig.NetworkMode.ConnectedContainer()); err != nil {
+				return err
+			}
+		}
+		if target.Merged != nil && target.Merged.HostConfig != nil && target.Merged.HostConfig.NetworkMode.IsHost() {
+			return errdefs.InvalidArgument(fmt.Errorf("conflicting options: host type networking can't be used with links. This would result in undefined behavior"))
+		}
+		full := path.Join("/"+rec.Name, alias)
+		if id, dup := seen[full]; dup {
+			if id != target.ID {
+				a.log.Warn("link name already registered for another container, ignoring", "container", rec.ID, "link", full, "target", target.ID)
+			}
+			continue
+		}
+		seen[full] = target.ID
+		out.Links = append(out.Links, "/"+target.Name+":"+full)
+	}
+	return nil
+}
+
+// linkTarget looks a link target up; a missing one is InvalidArgument, not NotFound, so
+// that clients do not report a missing image (moby#39823).
+func (a *Allocator) linkTarget(ctx context.Context, ref string) (*spec.Record, error) {
+	r, err := a.host.Container(ctx, ref)
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return nil, errdefs.InvalidArgument(fmt.Errorf("could not get container for %s: %w", ref, err))
+		}
+		return nil, fmt.Errorf("could not get container for %s: %w", ref, err)
+	}
+	return r, nil
+}
+
+// parseLink splits "name[:alias]" as moby's opts.ParseLink does, including the
+// "/name:/container/alias" form inspect shows.
+func parseLink(val string) (name, alias string, err error) {
+	if val == "" {
+		return "", "", errors.New("empty string specified for links")
+	}
+	parts := strings.Split(val, ":")
+	switch {
+	case len(parts) > 2:
+		return "", "", fmt.Errorf("bad format for links: %s", val)
+	case len(parts) == 1:
+		return val, val, nil
+	case strings.HasPrefix(parts[0], "/"):
+		_, alias := path.Split(parts[1])
+		return parts[0][1:], alias, nil
+	}
+	return parts[0], parts[1], nil
 }
 
 // lease takes the addresses of one endpoint; the caller holds a.t.mu.

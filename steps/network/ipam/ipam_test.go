@@ -202,3 +202,91 @@ func TestInstancesShareLeases(t *testing.T) {
 		t.Fatalf("static address the other instance gave out: %v, want Conflict", err)
 	}
 }
+
+// linked registers a container named name whose network mode is mode, through the engine's
+// store, for link lookups.
+func linked(t *testing.T, env core.Env, e *core.Engine, name, mode string) *spec.Record {
+	t.Helper()
+	ctx := t.Context()
+	if _, err := e.Create(ctx, spec.CreateRequest{Name: name, Config: &container.Config{Image: "x"}}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := e.Record(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec = rec.Clone()
+	rec.Merged = &spec.Merged{Config: &container.Config{}, HostConfig: &container.HostConfig{NetworkMode: container.NetworkMode(mode)}}
+	if err := env.Store.Commit(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+// TestLinks follows moby's registerLinks: resolution at create, the container: chain, the
+// host-mode conflict, user-defined networks skipped, and the deprecation warning.
+func TestLinks(t *testing.T) {
+	const deprecated = "Links on the default bridge network are deprecated and will be removed in a future release. Use a custom network instead."
+	env, e := coretest.NewEnv(t)
+	db := linked(t, env, e, "db", "bridge")
+	linked(t, env, e, "side", "container:"+db.ID) // joins db's network namespace
+	linked(t, env, e, "hostnet", "host")
+	linked(t, env, e, "viahost", "container:hostnet")
+	for _, tc := range []struct {
+		name     string
+		mode     string
+		links    []string
+		want     []string
+		wantWarn bool
+		errText  string
+		errClass errdefs.Class
+	}{
+		{name: "alias", mode: "", links: []string{"db:database"}, want: []string{"/db:/web/database"}, wantWarn: true},
+		{name: "no alias", mode: "default", links: []string{"db"}, want: []string{"/db:/web/db"}, wantWarn: true},
+		{name: "bridge", mode: "bridge", links: []string{"/db:/other/database"}, want: []string{"/db:/web/database"}, wantWarn: true},
+		{name: "by ID prefix", mode: "bridge", links: []string{db.ID[:12] + ":d"}, want: []string{"/db:/web/d"}, wantWarn: true},
+		{name: "container chain", mode: "bridge", links: []string{"side:s"}, want: []string{"/db:/web/s"}, wantWarn: true},
+		{name: "alias twice keeps the first", mode: "bridge", links: []string{"db:x", "side:x", "db:y"}, want: []string{"/db:/web/x", "/db:/web/y"}, wantWarn: true},
+		{name: "none mode still links", mode: "none", links: []string{"db:d"}, want: []string{"/db:/web/d"}},
+		{name: "user-defined skips", mode: "slipway", links: []string{"nosuch:x"}},
+		{name: "missing", mode: "bridge", links: []string{"nosuch:x"}, errClass: errdefs.InvalidArgumentClass,
+			errText: "could not get container for nosuch: No such container: nosuch"},
+		{name: "missing after a good one", mode: "", links: []string{"db", "nosuch"}, errClass: errdefs.InvalidArgumentClass,
+			errText: "could not get container for nosuch: No such container: nosuch"},
+		{name: "target on host network", mode: "bridge", links: []string{"hostnet:h"}, errClass: errdefs.InvalidArgumentClass,
+			errText: "conflicting options: host type networking can't be used with links. This would result in undefined behavior"},
+		{name: "chain to host network", mode: "bridge", links: []string{"viahost:h"}, errClass: errdefs.InvalidArgumentClass,
+			errText: "conflicting options: host type networking can't be used with links. This would result in undefined behavior"},
+		{name: "bad format", mode: "bridge", links: []string{"a:b:c"}, errClass: errdefs.InvalidArgumentClass, errText: "bad format for links: a:b:c"},
+		{name: "empty", mode: "bridge", links: []string{""}, errClass: errdefs.InvalidArgumentClass, errText: "empty string specified for links"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := coretest.Build[*ipam.Allocator](t, env, ipam.Impl(ipam.Config{}))
+			rec := record(tc.mode, nil)
+			rec.Name = "web"
+			rec.Merged.HostConfig.Links = tc.links
+			before := a.Leases()
+			got, err := a.ConfigureNetwork(t.Context(), rec)
+			if tc.errText != "" {
+				if err == nil || err.Error() != tc.errText || errdefs.ClassOf(err) != tc.errClass {
+					t.Fatalf("error = %v (%v), want %q (%v)", err, errdefs.ClassOf(err), tc.errText, tc.errClass)
+				}
+				// Links are resolved before any address is leased.
+				if n := a.Leases(); n["bridge"] != before["bridge"] || n["slipway"] != before["slipway"] {
+					t.Errorf("a refused link left leases: %v, before %v", n, before)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(got.Links, ",") != strings.Join(tc.want, ",") {
+				t.Errorf("links = %q, want %q", got.Links, tc.want)
+			}
+			warned := len(got.Warnings) == 1 && got.Warnings[0] == deprecated
+			if warned != tc.wantWarn || (!tc.wantWarn && len(got.Warnings) != 0) {
+				t.Errorf("warnings = %q, want the deprecation warning: %v", got.Warnings, tc.wantWarn)
+			}
+		})
+	}
+}

@@ -28,6 +28,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 
@@ -77,11 +78,67 @@ func (s *Securer) Secure(ctx context.Context, rec *spec.Record) (*spec.Security,
 		opts = make([]string, 0, len(hc.SecurityOpt)+len(gen))
 		opts = append(append(opts, hc.SecurityOpt...), gen...)
 	}
-	sec.SecurityOpt = opts
+	if len(opts) > 0 {
+		sec.SecurityOpt = opts // as moby appends to the request's: nil stays nil
+	}
 	if err := parseSecurityOpt(sec, opts); err != nil {
 		return nil, errdefs.InvalidArgument(err)
 	}
+	if hc != nil {
+		sec.MaskedPaths, sec.ReadonlyPaths = clonePaths(hc.MaskedPaths), clonePaths(hc.ReadonlyPaths)
+		// moby's createContainerOSSpecificSettings: nil means the defaults, unless privileged.
+		if hc.MaskedPaths == nil && !hc.Privileged {
+			sec.MaskedPaths = DefaultMaskedPaths()
+		}
+		if hc.ReadonlyPaths == nil && !hc.Privileged {
+			sec.ReadonlyPaths = DefaultReadonlyPaths()
+		}
+	}
 	return sec, nil
+}
+
+// clonePaths copies p keeping nil and empty apart.
+func clonePaths(p []string) []string {
+	if p == nil {
+		return nil
+	}
+	return append([]string{}, p...)
+}
+
+// DefaultMaskedPaths returns the paths masked in a container that asks for none: those of
+// moby's default OCI spec, plus the thermal_throttle directory of every CPU of this host
+// that has one (they expose host state and moby masks them too).
+func DefaultMaskedPaths() []string {
+	p := []string{
+		"/proc/asound",
+		"/proc/acpi",
+		"/proc/interrupts",
+		"/proc/kcore",
+		"/proc/keys",
+		"/proc/latency_stats",
+		"/proc/timer_list",
+		"/proc/timer_stats",
+		"/proc/sched_debug",
+		"/proc/scsi",
+		"/sys/firmware",
+		"/sys/devices/virtual/powercap",
+	}
+	for cpu := 0; ; cpu++ {
+		dir := "/sys/devices/system/cpu/cpu" + strconv.Itoa(cpu)
+		if _, err := os.Stat(dir); err != nil {
+			break
+		}
+		if _, err := os.Stat(dir + "/thermal_throttle"); err == nil {
+			p = append(p, dir+"/thermal_throttle")
+		}
+	}
+	return p
+}
+
+// DefaultReadonlyPaths returns the paths mounted read-only in a container that asks for
+// none, as moby's default OCI spec has them.
+func DefaultReadonlyPaths() []string {
+	return []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
 }
 
 func hostConfig(rec *spec.Record) *container.HostConfig {

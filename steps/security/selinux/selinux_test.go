@@ -54,15 +54,16 @@ func rec(hc *container.HostConfig) *spec.Record {
 
 func TestSecure(t *testing.T) {
 	cases := []struct {
-		name      string
-		hc        *container.HostConfig
-		nnp       bool
-		wantErr   string
-		wantClass errdefs.Class
-		wantOpt   []string
-		check     func(t *testing.T, s *spec.Security)
+		name       string
+		hc         *container.HostConfig
+		nnp        bool
+		wantErr    string
+		wantClass  errdefs.Class
+		wantOpt    []string
+		wantNilOpt bool
+		check      func(t *testing.T, s *spec.Security)
 	}{
-		{name: "nothing", hc: &container.HostConfig{}, wantOpt: []string{}},
+		{name: "nothing", hc: &container.HostConfig{}, wantNilOpt: true},
 		{name: "nil host config", hc: nil, wantOpt: nil},
 		{name: "privileged disables labels", hc: &container.HostConfig{Privileged: true}, wantOpt: []string{"label=disable"}},
 		{name: "host ipc disables labels", hc: &container.HostConfig{IpcMode: "host"}, wantOpt: []string{"label=disable"}},
@@ -79,7 +80,7 @@ func TestSecure(t *testing.T) {
 		{name: "pid container label shared", hc: &container.HostConfig{PidMode: "container:a"}, wantOpt: dupA},
 		{name: "ipc and pid same label", hc: &container.HostConfig{IpcMode: "container:a", PidMode: "container:a2"}, wantOpt: dupA},
 		{name: "ipc and pid different labels", hc: &container.HostConfig{IpcMode: "container:a", PidMode: "container:b"}, wantErr: "--ipc and --pid containers SELinux labels aren't the same", wantClass: errdefs.InvalidArgumentClass},
-		{name: "ipc container without label", hc: &container.HostConfig{IpcMode: "container:plain"}, wantOpt: []string{}},
+		{name: "ipc container without label", hc: &container.HostConfig{IpcMode: "container:plain"}, wantNilOpt: true},
 		{name: "missing ipc container", hc: &container.HostConfig{IpcMode: "container:nosuch"}, wantErr: "No such container: nosuch", wantClass: errdefs.InvalidArgumentClass},
 		{name: "missing pid container", hc: &container.HostConfig{PidMode: "container:gone"}, wantErr: "No such container: gone", wantClass: errdefs.InvalidArgumentClass},
 		{name: "host lookup fault kept", hc: &container.HostConfig{PidMode: "container:broken"}, wantErr: "store locked", wantClass: errdefs.UnavailableClass},
@@ -159,8 +160,8 @@ func TestSecure(t *testing.T) {
 			if tc.wantOpt != nil && !reflect.DeepEqual(got.SecurityOpt, tc.wantOpt) {
 				t.Errorf("SecurityOpt = %q, want %q", got.SecurityOpt, tc.wantOpt)
 			}
-			if tc.wantOpt == nil && tc.hc == nil && got.SecurityOpt != nil {
-				t.Errorf("SecurityOpt = %q, want nil", got.SecurityOpt)
+			if (tc.wantNilOpt || tc.wantOpt == nil && tc.hc == nil) && got.SecurityOpt != nil {
+				t.Errorf("SecurityOpt = %q, want nil (moby shows null when nothing was added)", got.SecurityOpt)
 			}
 			if !goselinux.GetEnabled() && (got.ProcessLabel != "" || got.MountLabel != "") {
 				t.Errorf("SELinux disabled but labels %q %q", got.ProcessLabel, got.MountLabel)
@@ -231,5 +232,40 @@ func TestImpl(t *testing.T) {
 	impl := Impl()
 	if impl.Stage != spec.StageSecurity || impl.Name != "selinux" {
 		t.Errorf("Impl = %+v", impl)
+	}
+}
+
+// TestDefaultPaths checks moby's createContainerOSSpecificSettings rule: nil masked and
+// read-only paths become the OCI defaults unless the container is privileged, and what the
+// request gave, [] included, is kept.
+func TestDefaultPaths(t *testing.T) {
+	s := &Securer{}
+	for _, tc := range []struct {
+		name             string
+		hc               *container.HostConfig
+		masked, ro       []string
+		maskedNil, roNil bool
+	}{
+		{name: "defaults", hc: &container.HostConfig{}, masked: DefaultMaskedPaths(), ro: DefaultReadonlyPaths()},
+		{name: "privileged", hc: &container.HostConfig{Privileged: true}, maskedNil: true, roNil: true},
+		{name: "empty kept", hc: &container.HostConfig{MaskedPaths: []string{}, ReadonlyPaths: []string{}}, masked: []string{}, ro: []string{}},
+		{name: "custom kept", hc: &container.HostConfig{MaskedPaths: []string{"/proc/x"}}, masked: []string{"/proc/x"}, ro: DefaultReadonlyPaths()},
+		{name: "privileged custom", hc: &container.HostConfig{Privileged: true, ReadonlyPaths: []string{"/proc/y"}}, maskedNil: true, ro: []string{"/proc/y"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := s.Secure(context.Background(), &spec.Record{ID: "x", Merged: &spec.Merged{HostConfig: tc.hc}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.maskedNil != (got.MaskedPaths == nil) || !tc.maskedNil && !reflect.DeepEqual(got.MaskedPaths, tc.masked) {
+				t.Errorf("MaskedPaths = %#v, want %#v (nil %v)", got.MaskedPaths, tc.masked, tc.maskedNil)
+			}
+			if tc.roNil != (got.ReadonlyPaths == nil) || !tc.roNil && !reflect.DeepEqual(got.ReadonlyPaths, tc.ro) {
+				t.Errorf("ReadonlyPaths = %#v, want %#v (nil %v)", got.ReadonlyPaths, tc.ro, tc.roNil)
+			}
+		})
+	}
+	if m := DefaultMaskedPaths(); len(m) < 12 || m[0] != "/proc/asound" || m[11] != "/sys/devices/virtual/powercap" {
+		t.Errorf("DefaultMaskedPaths = %q", m)
 	}
 }

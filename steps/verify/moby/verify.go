@@ -141,6 +141,11 @@ func (v *Verifier) Verify(ctx context.Context, req *spec.CreateRequest) (*spec.V
 		NetworkingConfig: CopyNetworkingConfig(req.NetworkingConfig),
 		Platform:         copyPlatform(req),
 	}
+	if out.HostConfig != nil && out.HostConfig.RestartPolicy.Name == "" {
+		// moby's containerCreate normalises this before it verifies anything, and only for a
+		// request that has a HostConfig: a request without one keeps "".
+		out.HostConfig.RestartPolicy.Name = container.RestartPolicyDisabled
+	}
 	si := v.SysInfo()
 	c := &checker{v: v, si: si, cfg: out.Config, hc: out.HostConfig, nc: out.NetworkingConfig}
 	if err := c.run(); err != nil {

@@ -322,6 +322,16 @@ func TestVerify(t *testing.T) {
 				t.Errorf("defaults: shm %d ipc %q cgroupns %q runtime %q oom %v netmode %q", h.ShmSize, h.IpcMode, h.CgroupnsMode, h.Runtime, h.OomKillDisable, h.NetworkMode)
 			}
 		}},
+		{name: "restart policy defaults to no", req: spec.CreateRequest{Config: cfg(), HostConfig: &container.HostConfig{}}, check: func(t *testing.T, v *spec.Verified) {
+			if v.HostConfig.RestartPolicy.Name != container.RestartPolicyDisabled {
+				t.Errorf("RestartPolicy.Name = %q, want no", v.HostConfig.RestartPolicy.Name)
+			}
+		}},
+		{name: "restart policy stays empty without a HostConfig", req: spec.CreateRequest{Config: cfg()}, check: func(t *testing.T, v *spec.Verified) {
+			if v.HostConfig.RestartPolicy.Name != "" {
+				t.Errorf("RestartPolicy.Name = %q, want empty as moby keeps it", v.HostConfig.RestartPolicy.Name)
+			}
+		}},
 		{name: "defaults on v2", si: v2Host(), req: spec.CreateRequest{Config: cfg(), HostConfig: &container.HostConfig{Privileged: true}}, check: func(t *testing.T, v *spec.Verified) {
 			if v.HostConfig.CgroupnsMode != "private" {
 				t.Errorf("CgroupnsMode = %q, want private", v.HostConfig.CgroupnsMode)
