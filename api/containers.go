@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/containerd/platforms"
@@ -37,6 +36,7 @@ func (s *Server) postContainersCreate(w http.ResponseWriter, r *http.Request, rt
 	if err := adaptToVersion(&req, rt.version); err != nil {
 		return err
 	}
+	defaultNetwork(&req)
 	if !versionLess(rt.version, "1.41") {
 		if v := r.Form.Get("platform"); v != "" {
 			p, err := platforms.Parse(v)
@@ -119,96 +119,6 @@ func multipleEndpoints[V any](eps map[string]V) error {
 	}
 	sort.Strings(l)
 	return errdefs.InvalidArgument(fmt.Errorf("Container cannot be created with multiple network endpoints: %s", strings.Join(l, ", ")))
-}
-
-// validStates are the container states a status filter may name (moby's list).
-var validStates = []container.ContainerState{container.StateCreated, container.StateRunning, container.StatePaused,
-	container.StateRestarting, container.StateRemoving, container.StateExited, container.StateDead}
-
-func (s *Server) getContainersJSON(w http.ResponseWriter, r *http.Request, _ *route) error {
-	if err := parseForm(r); err != nil {
-		return err
-	}
-	f, err := parseFilters(r.Form.Get("filters"))
-	if err != nil {
-		return err
-	}
-	if err := f.validate("name", "id", "label", "status", "ancestor", "before", "since", "exited", "health",
-		"isolation", "network", "volume", "publish", "expose", "is-task", "label!", "annotation"); err != nil {
-		return err
-	}
-	all := boolValue(r, "all")
-	for _, st := range f.values("status") {
-		ok := false
-		for _, v := range validStates {
-			ok = ok || string(v) == st
-		}
-		if !ok {
-			return errdefs.InvalidArgument(fmt.Errorf("invalid filter 'status=%s': invalid value for state (%s): must be one of created, running, paused, restarting, removing, exited, dead", st, st))
-		}
-		all = true
-	}
-	limit := 0
-	if v := r.Form.Get("limit"); v != "" {
-		if limit, err = strconv.Atoi(v); err != nil {
-			return errdefs.InvalidArgument(fmt.Errorf("invalid limit %q: %w", v, err))
-		}
-	}
-	ctx := r.Context()
-	list, err := s.eng.List(ctx, core.ListOptions{All: true})
-	if err != nil {
-		return err
-	}
-	var ancestors map[string]bool
-	if f.has("ancestor") {
-		ancestors = map[string]bool{}
-		st, _ := s.imageStore()
-		for _, a := range f.values("ancestor") {
-			ancestors[a] = true
-			if st == nil {
-				continue
-			}
-			if img, err := st.Resolve(ctx, a, nil); err == nil {
-				ancestors[img.ID] = true
-			}
-		}
-	}
-	out := make([]container.Summary, 0, len(list))
-	for _, c := range list {
-		// Slipway never starts a container: like dockerd, ps without all shows none of them.
-		if !all && limit <= 0 {
-			break
-		}
-		name := ""
-		if len(c.Names) > 0 {
-			name = c.Names[0]
-		}
-		if !f.match("name", name) && !f.match("name", strings.TrimPrefix(name, "/")) {
-			continue
-		}
-		if !f.match("id", c.ID) || !f.matchLabels("label", c.Labels) || !f.match("status", string(c.State)) {
-			continue
-		}
-		if ancestors != nil && !ancestors[c.Image] && !ancestors[c.ImageID] {
-			continue
-		}
-		if f.has("exited") || f.has("health") || f.has("publish") || f.has("expose") || f.has("volume") {
-			continue // nothing Slipway creates has exited, has a health status or a mount by name
-		}
-		if limit > 0 && len(out) == limit {
-			break
-		}
-		out = append(out, c)
-	}
-	return writeJSON(w, http.StatusOK, out)
-}
-
-func (s *Server) getContainerJSON(w http.ResponseWriter, r *http.Request, rt *route) error {
-	resp, err := s.eng.Inspect(r.Context(), rt.name)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, resp)
 }
 
 func (s *Server) deleteContainer(w http.ResponseWriter, r *http.Request, rt *route) error {

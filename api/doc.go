@@ -13,16 +13,21 @@
 //	GET      /version, /info
 //	POST     /containers/create     ?name=&platform=; the flat Config+HostConfig+NetworkingConfig
 //	                                body; 201 {"Id","Warnings"} (Warnings never null)
-//	GET      /containers/json       ?all=&limit=&filters= (name, id, label, status, ancestor)
-//	GET      /containers/{id}/json
+//	GET      /containers/json       ?all=&limit=&size=&filters= (every key moby's daemon/list.go
+//	                                accepts: name, id, label, status, ancestor, before, since,
+//	                                exited, health, is-task, isolation, network, volume,
+//	                                publish, expose; any other is "invalid filter 'KEY'")
+//	GET      /containers/{id}/json  ?size=; SizeRw and SizeRootFs as moby counts them
 //	DELETE   /containers/{id}       ?force=&v=; 204
 //	POST     /images/load           ?quiet=; docker-save and OCI layout tarballs, plain or
-//	                                compressed; a JSON message stream ({"stream":"Loaded image: ..."})
+//	                                compressed; a JSON message stream: unless quiet, "Loading
+//	                                layer" progress per layer, then {"stream":"Loaded image: ..."}
 //	GET      /images/json           ?filters= (reference, dangling, label)
 //	GET      /images/{name}/json    the name may hold "/" and ":"
 //	DELETE   /images/{name}
 //	GET      /events                ?since=&until=&filters= (type, event, container, image,
-//	                                label); streamed JSON lines, closed once until has passed
+//	                                label); streamed JSON lines, closed once until has passed;
+//	                                container create/destroy and image load/untag/delete
 //	POST     /images/create         501: pulling is not supported; the message says to use
 //	                                docker load
 //

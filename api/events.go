@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/distribution/reference"
 	"github.com/moby/moby/api/types/events"
 
 	"github.com/slipwayhq/slipway/core"
@@ -156,16 +157,31 @@ func eventMatches(f filters, ev core.Event) bool {
 			return false
 		}
 	}
-	if f.has("image") {
-		img := ev.Attrs["image"]
-		if ev.Type == string(events.ImageEventType) {
-			img = ev.ID
-		}
-		if !f.exact("image", img) && !matchIDOrName(f.values("image"), ev.ID, img) {
-			return false
-		}
+	if f.has("image") && !matchImage(f, ev) {
+		return false
 	}
 	return f.matchLabels("label", ev.Attrs)
+}
+
+// matchImage is moby's image filter of events: the actor ID, or the image name (the "name"
+// attribute of an image event, the "image" attribute of others), also without its tag.
+func matchImage(f filters, ev core.Event) bool {
+	nameAttr := "image"
+	if ev.Type == string(events.ImageEventType) {
+		nameAttr = "name"
+	}
+	name := ev.Attrs[nameAttr]
+	return f.exact("image", ev.ID) || f.exact("image", name) || f.exact("image", stripTag(ev.ID)) || f.exact("image", stripTag(name))
+}
+
+// stripTag is the familiar name of a reference without tag or digest; what does not parse is
+// kept as it is.
+func stripTag(s string) string {
+	named, err := reference.ParseNormalizedNamed(s)
+	if err != nil {
+		return s
+	}
+	return reference.FamiliarName(named)
 }
 
 func matchIDOrName(vals []string, id, name string) bool {
@@ -190,8 +206,14 @@ func toMessage(ev core.Event, legacy bool) eventMessage {
 		Time:     ev.Time.Unix(),
 		TimeNano: ev.Time.UnixNano(),
 	}}
-	if legacy && ev.Type == string(events.ContainerEventType) {
-		m.Status, m.ID, m.From = ev.Action, ev.ID, attrs["image"]
+	if legacy {
+		// moby filled the deprecated keys for container and image events only.
+		switch ev.Type {
+		case string(events.ContainerEventType):
+			m.Status, m.ID, m.From = ev.Action, ev.ID, attrs["image"]
+		case string(events.ImageEventType):
+			m.Status, m.ID = ev.Action, ev.ID
+		}
 	}
 	return m
 }

@@ -8,25 +8,84 @@ import (
 	"strings"
 
 	"github.com/distribution/reference"
+	"github.com/docker/go-units"
 	"github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/api/types/jsonstream"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/slipwayhq/slipway/core"
 	"github.com/slipwayhq/slipway/core/errdefs"
 	"github.com/slipwayhq/slipway/images"
 )
 
-// jsonMessage is one message of a JSON message stream, with the "error" key the docker CLI 28
-// still prints (jsonstream.Message of the API module dropped it).
+// jsonMessage is one message of a JSON message stream, in the order of moby's
+// jsonmessage.JSONMessage, with the keys the docker CLI 28 still reads ("progress", "error")
+// that jsonstream.Message of the API module dropped.
 type jsonMessage struct {
-	Stream      string     `json:"stream,omitempty"`
-	Status      string     `json:"status,omitempty"`
-	ID          string     `json:"id,omitempty"`
-	ErrorDetail *jsonError `json:"errorDetail,omitempty"`
-	Error       string     `json:"error,omitempty"`
+	Stream          string               `json:"stream,omitempty"`
+	Status          string               `json:"status,omitempty"`
+	Progress        *jsonstream.Progress `json:"progressDetail,omitempty"`
+	ProgressMessage string               `json:"progress,omitempty"`
+	ID              string               `json:"id,omitempty"`
+	ErrorDetail     *jsonError           `json:"errorDetail,omitempty"`
+	Error           string               `json:"error,omitempty"`
 }
 
 type jsonError struct {
 	Message string `json:"message"`
+}
+
+// streamWriter writes the messages of a JSON message stream as moby's streamformatter does:
+// one object per line, ended by "\r\n", flushed at once.
+type streamWriter struct {
+	w   http.ResponseWriter
+	err error
+}
+
+func (sw *streamWriter) write(m jsonMessage) error {
+	if sw.err != nil {
+		return sw.err
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if _, sw.err = sw.w.Write(append(b, '\r', '\n')); sw.err != nil {
+		return sw.err
+	}
+	if f, ok := sw.w.(http.Flusher); ok {
+		f.Flush()
+	}
+	return nil
+}
+
+// progressBar is the "progress" text moby's daemon puts beside progressDetail: a bar of 50
+// cells (the daemon has no terminal, so it takes the width of a wide one) and the byte
+// counts in go-units' human sizes.
+func progressBar(current, total int64) string {
+	if current <= 0 && total <= 0 {
+		return ""
+	}
+	if total <= 0 {
+		return fmt.Sprintf("%8v", units.HumanSize(float64(current)))
+	}
+	filled := min(int(float64(current)/float64(total)*100)/2, 50)
+	bar := "[" + strings.Repeat("=", filled) + ">" + strings.Repeat(" ", 50-filled) + "] "
+	if current > total {
+		return bar + fmt.Sprintf("%8v", units.HumanSize(float64(current)))
+	}
+	return bar + fmt.Sprintf("%8v/%v", units.HumanSize(float64(current)), units.HumanSize(float64(total)))
+}
+
+// shortDigest is moby's stringid.TruncateID: the first 12 hex digits, without the algorithm.
+func shortDigest(d string) string {
+	if i := strings.IndexByte(d, ':'); i >= 0 {
+		d = d[i+1:]
+	}
+	if len(d) > 12 {
+		d = d[:12]
+	}
+	return d
 }
 
 func (s *Server) postImagesLoad(w http.ResponseWriter, r *http.Request, rt *route) error {
@@ -45,24 +104,47 @@ func (s *Server) postImagesLoad(w http.ResponseWriter, r *http.Request, rt *rout
 		}
 		opts.Platforms = append(opts.Platforms, p)
 	}
-	// quiet defaults to true when absent, as in moby (docker-py sends none); Slipway has no
-	// per-layer progress to show, so both modes print the result lines.
-	res, lerr := st.Load(r.Context(), r.Body, opts)
+	// As moby: quiet defaults to true when absent (docker-py sends none), and the status is
+	// 200 whatever happens next; a failure is the last message of the stream.
+	quiet := true
+	if _, ok := r.Form["quiet"]; ok {
+		quiet = boolValue(r, "quiet")
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	if lerr != nil {
-		// As moby: the status is 200 and the failure is the last message of the stream.
-		s.log.Info("image load failed", "error", lerr)
-		return enc.Encode(jsonMessage{ErrorDetail: &jsonError{Message: lerr.Error()}, Error: lerr.Error()})
+	sw := &streamWriter{w: w}
+	if !quiet {
+		opts.Progress = func(p images.LayerProgress) {
+			_ = sw.write(jsonMessage{
+				Status:          "Loading layer",
+				Progress:        &jsonstream.Progress{Current: p.Current, Total: p.Total},
+				ProgressMessage: progressBar(p.Current, p.Total),
+				ID:              shortDigest(p.DiffID),
+			})
+		}
 	}
+	res, lerr := st.Load(r.Context(), r.Body, opts)
+	if lerr != nil {
+		s.log.Info("image load failed", "error", lerr)
+		return sw.write(jsonMessage{ErrorDetail: &jsonError{Message: lerr.Error()}, Error: lerr.Error()})
+	}
+	s.emit(st.LoadEvents(r.Context(), res)...)
 	for _, l := range res.Lines {
-		if err := enc.Encode(jsonMessage{Stream: l + "\n"}); err != nil {
-			return err
+		if err := sw.write(jsonMessage{Stream: l + "\n"}); err != nil {
+			return nil // the client went away
 		}
 	}
 	return nil
+}
+
+// emit logs image events in the engine's event log; a failure is logged, the operation having
+// happened.
+func (s *Server) emit(evs ...core.Event) {
+	for _, ev := range evs {
+		if err := s.eng.Emit(ev); err != nil {
+			s.log.Warn("image event not logged", "action", ev.Action, "id", ev.ID, "error", err)
+		}
+	}
 }
 
 // postImagesCreate answers a pull: Slipway has no registry client. The docker CLI calls it
@@ -182,13 +264,39 @@ func (s *Server) deleteImage(w http.ResponseWriter, r *http.Request, rt *route) 
 		return err
 	}
 	name := rt.name
+	// The ID and labels for the events, read before the image may go.
+	id, labels := "", map[string]string(nil)
+	if insp, err := st.Inspect(r.Context(), name); err == nil {
+		id = insp.ID
+		if insp.Config != nil {
+			labels = insp.Config.Labels
+		}
+	}
 	// force cannot remove an image that a container uses: the container's layers depend on it.
 	resp, err := st.Delete(r.Context(), name, s.eng.ImageUser)
 	if err != nil {
 		return err
 	}
+	s.emit(images.DeleteEvents(id, labels, resp)...)
+	if deleted(resp) {
+		// The image's unpacked layers go too, unless another image shares them; a failure
+		// here leaves them for the next deletion and does not undo this one.
+		if _, err := s.eng.PruneLayers(r.Context()); err != nil {
+			s.log.Warn("pruning the layers of a deleted image failed", "image", name, "error", err)
+		}
+	}
 	if resp == nil {
 		resp = []image.DeleteResponse{}
 	}
 	return writeJSON(w, http.StatusOK, resp)
+}
+
+// deleted reports whether a delete response removed an image, not only untagged one.
+func deleted(resp []image.DeleteResponse) bool {
+	for _, r := range resp {
+		if r.Deleted != "" {
+			return true
+		}
+	}
+	return false
 }

@@ -14,6 +14,8 @@ import (
 	"os"
 	"path"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
@@ -106,6 +108,10 @@ type layerInfo struct {
 	diffID   digest.Digest
 	comp     compression
 	unpacked int64
+	// size is what the layer adds to an image's size as moby's overlay2 driver counts it
+	// (pkg/directory.Size of the applied layer): the bytes of its regular files and the
+	// length of its symlink targets; directories, devices, hard links and whiteouts count 0.
+	size int64
 }
 
 // cleanName turns a tar entry name into a path relative to the archive root
@@ -233,9 +239,10 @@ func verify(f *staged, desc ocispec.Descriptor) error {
 	return nil
 }
 
-// layer computes (once per load) the uncompressed digest, compression and unpacked size of
-// a staged layer.
-func (a *archive) layer(ctx context.Context, f *staged) (layerInfo, error) {
+// layer computes (once per load) the uncompressed digest, compression, unpacked size and
+// content size of a staged layer. progress, when not nil, is told how many bytes of the
+// staged blob were read.
+func (a *archive) layer(ctx context.Context, f *staged, progress func(current int64)) (layerInfo, error) {
 	if li, ok := a.diffIDs[f.digest]; ok {
 		return li, nil
 	}
@@ -244,22 +251,97 @@ func (a *archive) layer(ctx context.Context, f *staged) (layerInfo, error) {
 		return layerInfo{}, errdefs.Internal(err)
 	}
 	defer file.Close()
-	rc, comp, err := decompress(file)
+	var in io.Reader = file
+	var pr *countingReader
+	if progress != nil {
+		pr = &countingReader{r: file, report: progress, total: f.size}
+		in = pr
+	}
+	rc, comp, err := decompress(in)
 	if err != nil {
 		return layerInfo{}, fmt.Errorf("layer %s: %w", f.digest, err)
 	}
 	defer rc.Close()
 	h := sha256.New()
-	n, err := io.Copy(h, ctxReader{ctx, rc})
+	cr := &countingReader{r: io.TeeReader(ctxReader{ctx, rc}, h)}
+	size := contentSize(cr)
+	// The tar reader stops at the end-of-archive marker (or a fault): hash what follows too.
+	_, err = io.Copy(io.Discard, cr)
+	if err == nil {
+		err = cr.err
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return layerInfo{}, errdefs.Canceled(ctx.Err())
 		}
 		return layerInfo{}, errdefs.InvalidArgument(fmt.Errorf("invalid archive: layer %s: %w", f.digest, err))
 	}
-	li := layerInfo{diffID: digest.NewDigest(digest.SHA256, h), comp: comp, unpacked: n}
+	if pr != nil && pr.last < f.size {
+		progress(f.size) // the decompressor may leave trailing bytes unread: show it complete
+	}
+	li := layerInfo{diffID: digest.NewDigest(digest.SHA256, h), comp: comp, unpacked: cr.n, size: size}
 	a.diffIDs[f.digest] = li
 	return li, nil
+}
+
+// contentSize reads a layer tar up to its end and returns the size moby's overlay2 driver
+// gives the applied layer. It stops at the first fault without reporting it: the diffID
+// check, not this, decides whether a layer is valid.
+func contentSize(r io.Reader) int64 {
+	tr := tar.NewReader(r)
+	var size int64
+	for {
+		hdr, err := tr.Next()
+		if err != nil {
+			return size
+		}
+		switch hdr.Typeflag {
+		case tar.TypeReg, tar.TypeRegA:
+			if !isWhiteout(hdr.Name) {
+				size += hdr.Size
+			}
+		case tar.TypeSymlink:
+			size += int64(len(hdr.Linkname))
+		}
+	}
+}
+
+// isWhiteout reports whether a layer entry is an OCI whiteout (".wh.NAME", ".wh..wh..opq"),
+// which unpacks to no file.
+func isWhiteout(name string) bool {
+	return strings.HasPrefix(path.Base(name), ".wh.")
+}
+
+// countingReader counts the bytes read, remembers a read error other than EOF, and reports
+// the count to report (when set) as moby's progress reader does: every 1% of total or
+// 512 KiB, whichever is less, at most every 100ms, and always at the end.
+type countingReader struct {
+	r      io.Reader
+	n      int64
+	err    error
+	report func(current int64)
+	last   int64
+	lastAt time.Time
+	total  int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if err != nil && err != io.EOF {
+		c.err = err
+	}
+	if c.report != nil && n > 0 {
+		every := int64(512 << 10)
+		if c.total > 0 && c.total/100 < every {
+			every = c.total / 100
+		}
+		if c.n-c.last > every && (c.n == c.total || time.Since(c.lastAt) >= 100*time.Millisecond) {
+			c.report(c.n)
+			c.last, c.lastAt = c.n, time.Now()
+		}
+	}
+	return n, err
 }
 
 // ctxReader stops a long copy when ctx is done.

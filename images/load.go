@@ -40,6 +40,20 @@ type LoadOptions struct {
 	// Platforms, when set, restricts the load to the platform images that match one of
 	// them (moby's `docker load --platform`); a load that matches none fails with NotFound.
 	Platforms []ocispec.Platform
+	// Progress, when set, is told how far Load has read each layer of the archive that the
+	// store does not hold yet, for moby's "Loading layer" messages. It is called from the
+	// goroutine that called Load, in layer order, once or more per layer; the last call for
+	// a layer has Current == Total.
+	Progress func(LayerProgress)
+}
+
+// LayerProgress is how far Load has read one layer.
+type LayerProgress struct {
+	// DiffID is the layer's uncompressed digest, as the image config states it.
+	DiffID string
+	// Current is how many bytes of the layer blob, as the archive holds it (compressed or
+	// not), were read; Total is the size of that blob.
+	Current, Total int64
 }
 
 // LoadResult is what a Load brought in.
@@ -87,7 +101,7 @@ func (s *Store) Load(ctx context.Context, r io.Reader, opts LoadOptions) (LoadRe
 	if err != nil {
 		return LoadResult{}, err
 	}
-	l := &loader{a: a, opts: opts, blobs: map[digest.Digest]*staged{}}
+	l := &loader{a: a, opts: opts, blobs: map[digest.Digest]*staged{}, known: s.content.exists}
 	switch {
 	case a.has(ocispec.ImageLayoutFile):
 		err = l.oci(ctx)
@@ -238,6 +252,22 @@ type loader struct {
 	// one of LoadOptions.Platforms).
 	filtered bool
 	nsynth   int
+	// known reports whether the content store holds a blob already (its layer is not
+	// reported as loading, as moby skips layers it has).
+	known func(digest.Digest) bool
+}
+
+// layer checks the staged layer blob f, expected to have diffID, reporting its progress.
+func (l *loader) layer(ctx context.Context, f *staged, diffID digest.Digest) (layerInfo, error) {
+	var progress func(int64)
+	if l.opts.Progress != nil && (l.known == nil || !l.known(f.digest)) {
+		if _, done := l.a.diffIDs[f.digest]; !done {
+			progress = func(n int64) {
+				l.opts.Progress(LayerProgress{DiffID: diffID.String(), Current: n, Total: f.size})
+			}
+		}
+	}
+	return l.a.layer(ctx, f, progress)
 }
 
 // wanted reports whether platform p is one the caller asked for.
@@ -426,6 +456,7 @@ func (l *loader) walk(ctx context.Context, desc ocispec.Descriptor, hint *ocispe
 			Config:   ocispec.Descriptor{MediaType: m.Config.MediaType, Digest: m.Config.Digest, Size: m.Config.Size},
 			DiffIDs:  cfg.RootFS.DiffIDs,
 			Created:  cfg.Created,
+			Size:     new(int64),
 		}
 		for i, ld := range m.Layers {
 			lf, ok, err := l.a.blob(ld)
@@ -435,7 +466,7 @@ func (l *loader) walk(ctx context.Context, desc ocispec.Descriptor, hint *ocispe
 			if !ok {
 				return errdefs.InvalidArgument(fmt.Errorf("invalid archive: layer %s of manifest %s is missing", ld.Digest, desc.Digest))
 			}
-			li, err := l.a.layer(ctx, lf)
+			li, err := l.layer(ctx, lf, cfg.RootFS.DiffIDs[i])
 			if err != nil {
 				return err
 			}
@@ -443,6 +474,7 @@ func (l *loader) walk(ctx context.Context, desc ocispec.Descriptor, hint *ocispe
 				return errdefs.InvalidArgument(fmt.Errorf("invalid diffID for layer %d: expected %s, got %s", i, cfg.RootFS.DiffIDs[i], li.diffID))
 			}
 			pr.Unpacked += li.unpacked
+			*pr.Size += li.size
 			pr.Layers = append(pr.Layers, ocispec.Descriptor{MediaType: ld.MediaType, Digest: ld.Digest, Size: ld.Size, Annotations: ld.Annotations})
 			*blobs = append(*blobs, l.need(lf))
 		}
@@ -553,14 +585,14 @@ func (l *loader) dockerSave(ctx context.Context) error {
 			MediaType: ocispec.MediaTypeImageManifest,
 			Config:    ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: cf.digest, Size: cf.size},
 		}
-		pr := platformRecord{Platform: p, DiffIDs: cfg.RootFS.DiffIDs, Created: cfg.Created}
+		pr := platformRecord{Platform: p, DiffIDs: cfg.RootFS.DiffIDs, Created: cfg.Created, Size: new(int64)}
 		var blobs []string
 		for i, lp := range e.Layers {
 			lf, ok := l.a.get(lp)
 			if !ok {
 				return errdefs.InvalidArgument(fmt.Errorf("invalid archive: layer %s is missing", lp))
 			}
-			li, err := l.a.layer(ctx, lf)
+			li, err := l.layer(ctx, lf, cfg.RootFS.DiffIDs[i])
 			if err != nil {
 				return err
 			}
@@ -569,6 +601,7 @@ func (l *loader) dockerSave(ctx context.Context) error {
 			}
 			m.Layers = append(m.Layers, ocispec.Descriptor{MediaType: li.comp.layerMediaType(), Digest: lf.digest, Size: lf.size})
 			pr.Unpacked += li.unpacked
+			*pr.Size += li.size
 			blobs = append(blobs, l.need(lf))
 		}
 		mb, err := json.Marshal(m)

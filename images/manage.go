@@ -12,6 +12,7 @@ import (
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/api/types/image"
 	"github.com/opencontainers/go-digest"
+	"github.com/opencontainers/image-spec/identity"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	bolt "go.etcd.io/bbolt"
 
@@ -41,7 +42,7 @@ func (s *Store) List(ctx context.Context) ([]image.Summary, error) {
 			RepoTags:    repoTags(r),
 			RepoDigests: repoDigests(r),
 			Created:     created(r, p).Unix(),
-			Size:        p.Unpacked,
+			Size:        p.size(),
 			SharedSize:  -1,
 			Containers:  -1,
 			Descriptor:  &ocispec.Descriptor{MediaType: r.Target.MediaType, Digest: r.Target.Digest, Size: r.Target.Size},
@@ -102,7 +103,7 @@ func (s *Store) Inspect(ctx context.Context, ref string) (image.InspectResponse,
 		Variant:      p.Platform.Variant,
 		Os:           p.Platform.OS,
 		OsVersion:    p.Platform.OSVersion,
-		Size:         p.Unpacked,
+		Size:         p.size(),
 		RootFS:       image.RootFS{Type: "layers"},
 		Metadata:     image.Metadata{LastTagTime: r.LastTagTime},
 		Descriptor:   &ocispec.Descriptor{MediaType: r.Target.MediaType, Digest: r.Target.Digest, Size: r.Target.Size},
@@ -180,8 +181,8 @@ func manifestSummaries(r *record) []image.ManifestSummary {
 			content += l.Size
 		}
 		ms.Size.Content = content
-		ms.Size.Total = content + p.Unpacked
-		ms.ImageData.Size.Unpacked = p.Unpacked
+		ms.Size.Total = content + p.size()
+		ms.ImageData.Size.Unpacked = p.size()
 		out = append(out, ms)
 	}
 	return out
@@ -367,4 +368,35 @@ func truncateID(id string) string {
 		id = id[:12]
 	}
 	return id
+}
+
+// ChainIDs returns the layer chains of every platform image in the store: each chain ID
+// prefix of its diff IDs, and "" for an image without layers. The layer stage keeps the
+// unpacked layers of exactly these (core.ChainLister).
+func (s *Store) ChainIDs(ctx context.Context) (map[string]bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, errdefs.Canceled(err)
+	}
+	var recs []*record
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		recs, err = allRecords(tx)
+		return err
+	})
+	if err != nil {
+		return nil, errdefs.Internal(fmt.Errorf("list images: %w", err))
+	}
+	out := map[string]bool{}
+	for _, r := range recs {
+		for _, p := range r.Platforms {
+			if len(p.DiffIDs) == 0 {
+				out[""] = true
+			}
+			// identity.ChainIDs writes into its argument: give it a copy.
+			for _, c := range identity.ChainIDs(slices.Clone(p.DiffIDs)) {
+				out[c.String()] = true
+			}
+		}
+	}
+	return out, nil
 }

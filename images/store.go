@@ -75,6 +75,18 @@ type platformRecord struct {
 	Created  *time.Time           `json:"created,omitempty"`
 	// Unpacked is the size of the uncompressed layers.
 	Unpacked int64 `json:"unpacked"`
+	// Size is the image's size as moby reports it: the content of its layers as its
+	// overlay2 driver counts them. Nil for images loaded before Slipway recorded it, whose
+	// size is then Unpacked.
+	Size *int64 `json:"size,omitempty"`
+}
+
+// size is the platform image's size as docker images and docker ps -s show it.
+func (p platformRecord) size() int64 {
+	if p.Size != nil {
+		return *p.Size
+	}
+	return p.Unpacked
 }
 
 // Option configures a Store.

@@ -63,6 +63,8 @@ func (a *app) imageLoadCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				emit(a, e, s.LoadEvents(ctx, res))
+				// As docker load -q: quiet hides progress only, which this command has none of.
 				for _, l := range res.Lines {
 					fmt.Fprintln(a.stdout, l)
 				}
@@ -181,7 +183,19 @@ func (a *app) imageRmCmd() *cobra.Command {
 				}
 				var last error
 				for _, ref := range refs {
+					// The ID and labels for the events, read before the image may go.
+					id, labels := "", map[string]string(nil)
+					if insp, err := s.Inspect(ctx, ref); err == nil {
+						id = insp.ID
+						if insp.Config != nil {
+							labels = insp.Config.Labels
+						}
+					}
 					resp, err := s.Delete(ctx, ref, e.ImageUser)
+					if err == nil {
+						emit(a, e, images.DeleteEvents(id, labels, resp))
+						pruneLayers(ctx, a, e, resp)
+					}
 					if err != nil {
 						if len(refs) > 1 {
 							fmt.Fprintf(a.stderr, "Error: %s\n", err)
@@ -206,7 +220,31 @@ func (a *app) imageRmCmd() *cobra.Command {
 	return cmd
 }
 
+// emit logs image events in the engine's event log; a failure is a warning on stderr, the
+// operation having happened.
+func emit(a *app, e *core.Engine, evs []core.Event) {
+	for _, ev := range evs {
+		if err := e.Emit(ev); err != nil {
+			fmt.Fprintf(a.stderr, "WARNING: image event %s of %s not logged: %s\n", ev.Action, ev.ID, err)
+		}
+	}
+}
+
 func sortStrings(s []string) { sort.Strings(s) }
 
 // version is the module version the binary was built from, or "dev".
 func version() string { return buildVersion() }
+
+// pruneLayers removes the unpacked layers of an image resp deleted, unless another image
+// shares them. A failure is reported and leaves them for the next deletion.
+func pruneLayers(ctx context.Context, a *app, e *core.Engine, resp []image.DeleteResponse) {
+	for _, r := range resp {
+		if r.Deleted == "" {
+			continue
+		}
+		if _, err := e.PruneLayers(ctx); err != nil {
+			fmt.Fprintf(a.stderr, "Warning: removing the unpacked layers of the deleted image failed: %s\n", err)
+		}
+		return
+	}
+}

@@ -104,7 +104,7 @@ func (a *app) command() *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(a.createCmd(), a.lsCmd(), a.inspectCmd(), a.rmCmd(), a.mountCmd(), a.umountCmd(),
 		a.recoverCmd(), a.eventsCmd(), a.imageCmd(), a.versionCmd(),
-		a.serveCmd(), a.pipelineCmd(), a.pluginCmd())
+		a.serveCmd(), a.pipelineCmd(), a.pluginCmd(), a.volumeCmd())
 	return root
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -197,6 +198,34 @@ func TestServeDockerCLI(t *testing.T) {
 	}
 	out = s.ok(t, "ps", "-a", "-n", "1", "-q")
 	match(t, "ps -n 1 (newest first)", out, `^`+otherID[:12]+`\n$`)
+	otherName := strings.TrimSpace(s.ok(t, "inspect", "--format", "{{.Name}}", otherID))[1:]
+	for _, tc := range [][2]string{
+		{"before=" + otherID, "web\n"},
+		{"before=" + otherName, "web\n"},
+		{"since=web", otherName + "\n"},
+		{"since=" + webID, otherName + "\n"},
+		{"before=web", ""},
+	} {
+		if out := s.ok(t, "ps", "-a", "--filter", tc[0], "--format", "{{.Names}}"); out != tc[1] {
+			t.Errorf("ps -a --filter %s: %q, want %q", tc[0], out, tc[1])
+		}
+	}
+	s.fails(t, 1, `^Error response from daemon: No such container: nosuch\n$`, "ps", "-a", "--filter", "before=nosuch")
+	s.fails(t, 1, `^Error response from daemon: invalid filter 'bogus'\n$`, "ps", "-a", "--filter", "bogus=1")
+	if out := s.ok(t, "ps", "-a", "--filter", "exited=0", "--filter", "is-task=false", "-q"); out != "" {
+		t.Errorf("ps -a --filter exited=0: %q, want none (a created container never exited)", out)
+	}
+
+	// Sizes: the image's content is 42 bytes; a fresh read-write layer holds nothing.
+	out = s.ok(t, "image", "inspect", "--format", "{{.Size}}", testImage)
+	match(t, "image size", out, `^42\n$`)
+	out = s.ok(t, "ps", "-a", "-s")
+	match(t, "ps -a -s", out, `(?m)^CONTAINER ID\s+IMAGE\s+COMMAND\s+CREATED\s+STATUS\s+PORTS\s+NAMES\s+SIZE$`)
+	match(t, "ps -a -s", out, `(?m)^`+webID[:12]+`\s.*\sweb\s+0B \(virtual 42B\)$`)
+	out = s.ok(t, "inspect", "-s", "--format", "{{.SizeRw}} {{.SizeRootFs}}", "web")
+	match(t, "inspect -s", out, `^0 42\n$`)
+	out = s.ok(t, "inspect", "--format", "{{.SizeRw}} {{.SizeRootFs}}", "web")
+	match(t, "inspect without -s", out, `^<nil> <nil>\n$`)
 
 	out = s.ok(t, "inspect", "--format",
 		`{{.Name}}|{{.State.Status}}|{{json .Config.Env}}|{{index .Config.Labels "tier"}}|{{(index (index .HostConfig.PortBindings "80/tcp") 0).HostPort}}|{{.NetworkSettings.Networks.slipway.IPAddress}}|{{.Path}}`, "web")
@@ -238,7 +267,7 @@ func TestServeDockerCLI(t *testing.T) {
 	// docker events --until sends whole seconds; wait for the second of the last event to pass.
 	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
 	since := fmt.Sprint(start.Add(-time.Second).Unix())
-	out = s.ok(t, "events", "--since", since, "--until", "0s")
+	out = s.ok(t, "events", "--since", since, "--until", "0s", "--filter", "type=container")
 	match(t, "events", out, `(?m)^\S+ container create `+webID+` \(.*name=web.*tier=front.*\)$`)
 	match(t, "events", out, `(?m)^\S+ container destroy `+webID+` \(`)
 	match(t, "events", out, `(?m)^\S+ container destroy `+otherID+` \(`)
@@ -331,7 +360,10 @@ func TestServeMobyClient(t *testing.T) {
 	}
 	io.Copy(&buf, lr)
 	lr.Close()
-	if got := buf.String(); got != `{"stream":"Loaded image: example.com/app:1\n"}`+"\n" {
+	// The moby client asks for progress (quiet=0): a "Loading layer" message per layer, then
+	// the result, each line ended as moby's streamformatter ends it.
+	got := buf.String()
+	if !strings.HasSuffix(got, "\r\n"+`{"stream":"Loaded image: example.com/app:1\n"}`+"\r\n") || strings.Count(got, `"status":"Loading layer"`) != 2 {
 		t.Errorf("image load stream %q", got)
 	}
 	imgs, err := c.ImageList(ctx, client.ImageListOptions{})
@@ -499,4 +531,115 @@ func mustAddr(t *testing.T, s string) netip.Addr {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// TestServeDockerLoadProgress checks docker load's output on a terminal (progress per layer)
+// and off one (the result only), and that docker events follows the image's load and removal.
+func TestServeDockerLoadProgress(t *testing.T) {
+	needServeRoot(t)
+	if _, err := os.Stat(dockerCLI); err != nil {
+		t.Skipf("skipped: the docker CLI is not at %s (the machine image ships it): %v", dockerCLI, err)
+	}
+	script, err := exec.LookPath("script")
+	if err != nil {
+		t.Skipf("skipped: util-linux script, which gives docker load a terminal, is not installed: %v", err)
+	}
+	s := startServer(t)
+	tar := filepath.Join(filepath.Dir(s.sock), "app.tar")
+	if err := writeImage(tar); err != nil {
+		t.Fatal(err)
+	}
+
+	// docker events follows image events from now on.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ev := exec.CommandContext(ctx, dockerCLI, "-H", "unix://"+s.sock, "events", "--filter", "type=image",
+		"--format", `{{.Type}} {{.Action}} {{.Actor.ID}} {{index .Actor.Attributes "name"}} {{index .Actor.Attributes "org.example.app"}}`)
+	ev.Env = append(os.Environ(), "DOCKER_CONFIG="+filepath.Join(filepath.Dir(s.sock), "docker-config"), "DOCKER_HOST=", "DOCKER_CONTEXT=")
+	evOut, err := ev.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ev.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(evOut)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	defer func() { cancel(); ev.Wait() }()
+	time.Sleep(500 * time.Millisecond) // the stream is open once docker events has connected
+
+	// On a terminal the CLI asks for progress (quiet=0) and draws it.
+	cmd := exec.CommandContext(ctx, script, "-q", "-e", "-c", dockerCLI+" -H unix://"+s.sock+" load -i "+tar, "/dev/null")
+	cmd.Env = ev.Env
+	tty, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("docker load on a terminal: %v\n%s", err, tty)
+	}
+	// The bar needs a terminal wider than 110 columns, which script's is not.
+	layers := strings.Fields(s.ok(t, "image", "inspect", "--format", `{{range .RootFS.Layers}}{{slice . 7 19}} {{end}}`, testImage))
+	if len(layers) != 2 {
+		t.Fatalf("image layers %q, want 2", layers)
+	}
+	for _, l := range layers {
+		match(t, "docker load on a terminal", string(tty), l+`: Loading layer\s+(\[=+>\]\s+)?\d+B/\d+B`)
+	}
+	match(t, "docker load on a terminal", string(tty), `Loaded image: example\.com/app:1\r?\n$`)
+	// Off a terminal (and with -q) it asks for none; the layers are held anyway.
+	match(t, "docker load", s.ok(t, "load", "-i", tar), `^Loaded image: example\.com/app:1\n$`)
+	match(t, "docker load -q", s.ok(t, "load", "-q", "-i", tar), `^Loaded image: example\.com/app:1\n$`)
+	id := strings.TrimSpace(s.ok(t, "image", "inspect", "--format", "{{.Id}}", testImage))
+	out := s.ok(t, "image", "rm", testImage)
+	match(t, "image rm", out, `^Untagged: example\.com/app:1\nDeleted: `+id+`\n$`)
+
+	want := []string{
+		"image load " + id + " " + id + " yes",
+		"image load " + id + " " + id + " yes",
+		"image load " + id + " " + id + " yes",
+		"image untag " + id + " " + testImage + " yes",
+		"image delete " + id + " " + id + " ",
+	}
+	for i, w := range want {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("docker events ended after %d events", i)
+			}
+			if l != w {
+				t.Errorf("event %d: %q, want %q", i, l, w)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("docker events: event %d (%q) not seen within 20s", i, w)
+		}
+	}
+	// The log has them too, and slipway's image commands emit the same.
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
+	out = s.ok(t, "events", "--since", "1970-01-01T00:00:00", "--until", "0s", "--filter", "image="+testImage, "--format", "{{.Action}}")
+	if out != "untag\n" {
+		t.Errorf("events --filter image=%s: %q, want the untag", testImage, out)
+	}
+	s.stop(t)
+
+	root := s.root
+	slip := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(slipwayBin(t), append([]string{"--root", root}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("slipway %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	slip("image", "load", "-i", tar)
+	slip("image", "rm", testImage)
+	out = slip("events")
+	for _, a := range []string{"load", "untag", "delete"} {
+		if n := strings.Count(out, "image "+a+" "+id); n < 2 {
+			t.Errorf("slipway events: %d image %s events of %s, want 2 (serve's and the CLI's):\n%s", n, a, id, out)
+		}
+	}
 }
