@@ -123,6 +123,12 @@ func listSnapshots(root string) []string {
 
 func countSnapshots(root string) int { return len(listSnapshots(root)) }
 
+// countVolumes counts the volume directories below root.
+func countVolumes(root string) int {
+	ents, _ := os.ReadDir(filepath.Join(root, "volumes"))
+	return len(ents)
+}
+
 // TestCrashAtEveryStage kills a real `slipway create` and `slipway rm` with SIGKILL at every
 // stage boundary and checks that `slipway recover` leaves nothing behind: no directory,
 // snapshot, mount, name, lease or record, and that a container whose record was committed
@@ -143,7 +149,16 @@ func TestCrashAtEveryStage(t *testing.T) {
 		cli(t, root, "rm", id)
 		return root, countSnapshots(root)
 	}
-	createArgs := []string{"create", "--name", "victim", "--network", "slipway", "--ip", "172.30.0.50", testImage}
+	// A named volume the run makes, an anonymous one and a working directory made in the
+	// root filesystem: the mkdir stage's effects too must be undone after a crash.
+	createArgs := []string{"create", "--name", "victim", "--network", "slipway", "--ip", "172.30.0.50",
+		"-v", "crashvol:/data", "-v", "/anon", "-w", "/work/dir", testImage}
+	// dropVolumes removes what a removal without -v keeps: the named volume and the now
+	// unused anonymous ones.
+	dropVolumes := func(t *testing.T, root string) {
+		cli(t, root, "volume", "rm", "crashvol")
+		cli(t, root, "volume", "prune")
+	}
 
 	createPoints := []struct {
 		point    string
@@ -175,13 +190,21 @@ func TestCrashAtEveryStage(t *testing.T) {
 			if bad := leftovers(t, root, base, want); len(bad) > 0 {
 				t.Fatalf("left behind after recover:\n%s", strings.Join(bad, "\n"))
 			}
+			if got := countVolumes(root); got != 2*want {
+				t.Fatalf("volumes after recover: %d, want %d (a rolled-back create removes the volumes it made)", got, 2*want)
+			}
 			if tc.survives {
 				cli(t, root, "inspect", "victim")
-				cli(t, root, "rm", "victim")
+				cli(t, root, "rm", "-v", "victim")
+				cli(t, root, "volume", "rm", "crashvol")
 			}
-			// Name and address are free again.
+			// Name, address and volume name are free again.
 			id := strings.TrimSpace(cli(t, root, createArgs...))
-			cli(t, root, "rm", id)
+			cli(t, root, "rm", "-v", id)
+			cli(t, root, "volume", "rm", "crashvol")
+			if got := countVolumes(root); got != 0 {
+				t.Fatalf("volumes after rm -v and volume rm: %d", got)
+			}
 			if bad := leftovers(t, root, base, 0); len(bad) > 0 {
 				t.Fatalf("left behind after a clean create and remove:\n%s", strings.Join(bad, "\n"))
 			}
@@ -202,8 +225,17 @@ func TestCrashAtEveryStage(t *testing.T) {
 			if bad := leftovers(t, root, base, 0); len(bad) > 0 {
 				t.Fatalf("left behind after recover:\n%s", strings.Join(bad, "\n"))
 			}
+			// rm without -v keeps both volumes, also when it had to be finished by recover.
+			if got := countVolumes(root); got != 2 {
+				t.Fatalf("volumes after a recovered rm: %d, want the named and the anonymous one", got)
+			}
+			dropVolumes(t, root)
+			if got := countVolumes(root); got != 0 {
+				t.Fatalf("volumes after volume rm and prune: %d", got)
+			}
 			id := strings.TrimSpace(cli(t, root, createArgs...))
-			cli(t, root, "rm", id)
+			cli(t, root, "rm", "-v", id)
+			cli(t, root, "volume", "rm", "crashvol")
 		})
 	}
 }
