@@ -36,7 +36,7 @@ func (s *Server) postContainersCreate(w http.ResponseWriter, r *http.Request, rt
 	if err := adaptToVersion(&req, rt.version); err != nil {
 		return err
 	}
-	defaultNetwork(&req)
+	DefaultNetwork(&req)
 	if !versionLess(rt.version, "1.41") {
 		if v := r.Form.Get("platform"); v != "" {
 			p, err := platforms.Parse(v)

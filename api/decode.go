@@ -34,6 +34,18 @@ func checkJSON(r *http.Request) error {
 	return nil
 }
 
+// readBody reads a JSON request body of at most maxBody bytes.
+func readBody(r *http.Request) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return nil, errdefs.InvalidArgument(fmt.Errorf("read request body: %w", err))
+	}
+	if len(data) > maxBody {
+		return nil, errdefs.InvalidArgument(fmt.Errorf("request body larger than %d bytes", maxBody))
+	}
+	return data, nil
+}
+
 // decodeCreate decodes the body of POST /containers/create as moby does: unknown keys and
 // nulls are ignored, trailing content is an error, and a plain string is accepted where moby's
 // StrSlice accepted one (Cmd, Entrypoint, Shell, HostConfig.CapAdd, HostConfig.CapDrop).

@@ -30,6 +30,13 @@
 //	                                container create/destroy and image load/untag/delete
 //	POST     /images/create         501: pulling is not supported; the message says to use
 //	                                docker load
+//	GET      /volumes               ?filters= (dangling, name, driver, label); a ListResponse
+//	GET      /volumes/{name}
+//	POST     /volumes/create        a volume.CreateRequest; local driver only; 201 the volume
+//	                                (an existing one as it is)
+//	DELETE   /volumes/{name}        ?force=; 204; 409 "remove NAME: volume is in use - [ID]"
+//	POST     /volumes/prune         ?filters= (all, label, label!); anonymous volumes unless
+//	                                all=true (all of them below API 1.42); a PruneReport
 //
 // Anything else answers 404 {"message":"page not found"}, so that clients fall through as they
 // do against dockerd (docker inspect tries the next object type on a 404).

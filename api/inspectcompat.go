@@ -47,10 +47,11 @@ func addrString(a netip.Addr) string {
 	return a.String()
 }
 
-// defaultNetwork does what moby's create handler does before anything else: a missing host
+// DefaultNetwork does what moby's create handler does before anything else: a missing host
 // config becomes an empty one, and an empty or "default" network mode names the default
 // network ("bridge"), an endpoint keyed "default" moving to it. So inspect shows "bridge".
-func defaultNetwork(req *spec.CreateRequest) {
+// The API's create and `slipway create` both call it, so that their containers look alike.
+func DefaultNetwork(req *spec.CreateRequest) {
 	if req.HostConfig == nil {
 		req.HostConfig = &container.HostConfig{}
 	}

@@ -69,10 +69,7 @@ func (s *Server) getContainersJSON(w http.ResponseWriter, r *http.Request, _ *ro
 		if !lf.all && lf.limit <= 0 {
 			continue
 		}
-		name := ""
-		if len(c.Names) > 0 {
-			name = c.Names[0]
-		}
+		name := primaryName(c.Names)
 		if !f.match("name", name) && !f.match("name", strings.TrimPrefix(name, "/")) {
 			continue
 		}
@@ -288,4 +285,18 @@ func (s *Server) getContainerJSON(w http.ResponseWriter, r *http.Request, rt *ro
 		resp.SizeRw, resp.SizeRootFs = &rw, &rootfs
 	}
 	return writeJSON(w, http.StatusOK, inspectForVersion(resp, rt.version))
+}
+
+// primaryName is the container's own name among its Names, which also hold the paths of the
+// links to it ("/web/db"): moby's name filter matches the name only.
+func primaryName(names []string) string {
+	for _, n := range names {
+		if !strings.Contains(strings.TrimPrefix(n, "/"), "/") {
+			return n
+		}
+	}
+	if len(names) > 0 {
+		return names[0]
+	}
+	return ""
 }

@@ -184,6 +184,27 @@ func (s *Server) match(method, path string) (handlerFunc, *route) {
 		return only(post, s.postImagesCreate), rt
 	case "/images/json":
 		return only(get, s.getImagesJSON), rt
+	case "/volumes":
+		return only(get, s.getVolumes), rt
+	case "/volumes/create":
+		if post {
+			return s.postVolumesCreate, rt
+		}
+	case "/volumes/prune":
+		if post {
+			return s.postVolumesPrune, rt
+		}
+	}
+	if name, ok := strings.CutPrefix(path, "/volumes/"); ok && name != "" {
+		// moby's routes are /volumes/{name:.*}: GET /volumes/create is the volume "create".
+		rt.name = name
+		switch {
+		case get:
+			return s.getVolume, rt
+		case del:
+			return s.deleteVolume, rt
+		}
+		return nil, nil
 	}
 	if rest, ok := strings.CutPrefix(path, "/containers/"); ok && rest != "" {
 		if name, ok := strings.CutSuffix(rest, "/json"); ok && get && name != "" && !strings.Contains(name, "/") {

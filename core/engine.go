@@ -601,7 +601,8 @@ type ListOptions struct {
 	All bool
 }
 
-// List returns the containers, newest first, in the shape of docker ps.
+// List returns the containers, newest first, in the shape of docker ps. As in moby, a
+// container's Names are its name and the paths of the links to it ("/web/db"), sorted.
 func (e *Engine) List(ctx context.Context, opts ListOptions) ([]container.Summary, error) {
 	recs := e.st.all()
 	// Newest first, to the nanosecond: many containers are created within one second.
@@ -611,12 +612,18 @@ func (e *Engine) List(ctx context.Context, opts ListOptions) ([]container.Summar
 		}
 		return recs[i].ID < recs[j].ID
 	})
+	links := linkNames(recs)
 	out := make([]container.Summary, 0, len(recs))
 	for _, r := range recs {
 		if r.State == "dead" && !opts.All {
 			continue
 		}
-		out = append(out, summaryOf(r))
+		s := summaryOf(r)
+		if l := links[r.Name]; len(l) > 0 {
+			s.Names = append(s.Names, l...)
+			sort.Strings(s.Names)
+		}
+		out = append(out, s)
 	}
 	if opts.All {
 		runs, err := e.st.runs()
@@ -634,6 +641,29 @@ func (e *Engine) List(ctx context.Context, opts ListOptions) ([]container.Summar
 		}
 	}
 	return out, nil
+}
+
+// linkNames returns, by target name, the paths of the legacy links to each container
+// ("/web/db" when web links to it as db), which moby registers as further names of the
+// target and lists among its Names. A link counts while its target exists, as in inspect.
+func linkNames(recs []*spec.Record) map[string][]string {
+	names := make(map[string]bool, len(recs))
+	for _, r := range recs {
+		names[r.Name] = true
+	}
+	out := map[string][]string{}
+	for _, r := range recs {
+		if r.Network == nil {
+			continue
+		}
+		for _, l := range r.Network.Links {
+			target, path, ok := strings.Cut(strings.TrimPrefix(l, "/"), ":")
+			if ok && names[target] {
+				out[target] = append(out[target], path)
+			}
+		}
+	}
+	return out
 }
 
 // Events returns the logged events between since and until (zero values: unbounded).

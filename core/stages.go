@@ -78,9 +78,25 @@ type Layerer interface {
 }
 
 // DirMaker is the mkdir stage. MakeDirs creates the container's root directory (0710, owner
-// the current uid, group the remapped root gid) and its checkpoint directory (0700).
+// the current uid, group the remapped root gid) and its checkpoint directory (0700). It
+// resolves the container's mount points with moby's rules and messages (--volumes-from
+// first, then -v binds and volumes and --mount, then an anonymous volume for every
+// Config.Volumes entry nothing covers), making named volumes that are missing and copying
+// the image's content into a new, empty volume; and it makes Config.WorkingDir inside the
+// root filesystem (rec.RootFS), which it mounts for a moment only when there is such work.
+// The returned Dirs carry the mount points that inspect and ps show.
 //
-// Effects: the directories; Undo removes them with everything inside. Errors: Internal.
+// Effects: the directories, the volumes it made and the container's references to the
+// volumes it uses. Undo needs only the ID and reads the undo's cause (UndoCauseOf): it drops
+// the references, then on a rollback removes the volumes the create made that nobody else
+// uses, on a removal with RemoveVolumes the container's anonymous volumes nobody else uses
+// (never named ones, never on a plain removal), and last the directories with everything
+// inside. Errors: InvalidArgument for a bad mount or volume spec (a bad name, a relative or
+// duplicate destination, a missing --volumes-from container, a missing --mount bind source,
+// a working directory that cannot be made), NotFound for a volume driver other than local,
+// Conflict for a volume name in use with another driver, FailedPrecondition when the stage
+// was built without the volume store or the container lookup it needs, Internal for the
+// host's failures.
 type DirMaker interface {
 	Undoer
 	MakeDirs(ctx context.Context, rec *spec.Record) (*spec.Dirs, error)

@@ -26,15 +26,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/volume"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/slipwayhq/slipway/core"
@@ -285,6 +288,10 @@ func (s *Store) Create(ctx context.Context, name string, o CreateOptions) (Volum
 	if name == "" {
 		name, o.Anonymous = NewAnonymousName(), true
 	}
+	if o.Driver != "" && o.Driver != DriverLocal {
+		// moby looks the driver up before it looks for the volume.
+		return Volume{}, errdefs.NotFound(opError("create", name, fmt.Errorf("error looking up volume plugin %s: plugin %q not found", o.Driver, o.Driver)))
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if v, ok := s.vols[name]; ok {
@@ -474,23 +481,83 @@ func (s *Store) RemoveIfUnused(ctx context.Context, name, createdBy string) (boo
 // Prune removes the anonymous volumes nobody uses (with all, the named ones too) and returns
 // their names.
 func (s *Store) Prune(ctx context.Context, all bool) ([]string, error) {
+	names, _, err := s.PruneFunc(ctx, func(v Volume) bool { return v.Anonymous || all })
+	return names, err
+}
+
+// PruneFunc removes the volumes nobody uses, without driver options, for which match is
+// true, as moby's prune chooses them; it returns their names and the bytes their data took.
+// match is called with the store locked: it must not call the store.
+func (s *Store) PruneFunc(ctx context.Context, match func(Volume) bool) (names []string, reclaimed uint64, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var names []string
+	var cands []string
 	for name, v := range s.vols {
-		if (v.Anonymous || all) && len(s.users[name]) == 0 {
-			names = append(names, name)
+		if len(s.users[name]) == 0 && len(v.Options) == 0 && match(copyVolume(v)) {
+			cands = append(cands, name)
 		}
 	}
-	sort.Strings(names)
+	sort.Strings(cands)
 	var errs []error
-	var done []string
-	for _, name := range names {
+	for _, name := range cands {
+		if err := ctx.Err(); err != nil {
+			errs = append(errs, errdefs.Canceled(err))
+			break
+		}
+		size := dirSize(s.vols[name].Mountpoint)
 		if err := s.removeLocked(name); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		done = append(done, name)
+		names = append(names, name)
+		reclaimed += size
 	}
-	return done, errors.Join(errs...)
+	return names, reclaimed, errors.Join(errs...)
+}
+
+// dirSize is the bytes of the regular files below dir, as moby's directory.Size counts them
+// (each hard-linked inode once); what cannot be read counts nothing.
+func dirSize(dir string) uint64 {
+	var n uint64
+	seen := map[[2]uint64]bool{}
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
+			k := [2]uint64{uint64(st.Dev), st.Ino}
+			if seen[k] {
+				return nil
+			}
+			seen[k] = true
+		}
+		n += uint64(fi.Size())
+		return nil
+	})
+	return n
+}
+
+// AnonymousLabel is the label moby puts on a volume made without a name; Slipway shows it on
+// its anonymous volumes (Volume.Anonymous) and prune selects by it.
+const AnonymousLabel = "com.docker.volume.anonymous"
+
+// API renders v as the Engine API and docker volume inspect show it: scope local, the
+// anonymous label on anonymous volumes, empty maps rather than null.
+func (v Volume) API() volume.Volume {
+	out := volume.Volume{Name: v.Name, Driver: v.Driver, Mountpoint: v.Mountpoint, CreatedAt: v.CreatedAt.Format(time.RFC3339),
+		Labels: map[string]string{}, Options: map[string]string{}, Scope: "local"}
+	for k, x := range v.Labels {
+		out.Labels[k] = x
+	}
+	for k, x := range v.Options {
+		out.Options[k] = x
+	}
+	if v.Anonymous {
+		out.Labels[AnonymousLabel] = ""
+	}
+	return out
 }

@@ -141,3 +141,48 @@ func TestCreateListRemovePrune(t *testing.T) {
 		t.Errorf("metadata left: %+v", l)
 	}
 }
+
+// TestPruneFuncAndAPI checks what prune chooses (unused, no driver options, matched) and the
+// space it reports, and the API rendering of an anonymous volume.
+func TestPruneFuncAndAPI(t *testing.T) {
+	root, db := openDB(t)
+	ctx := context.Background()
+	s, err := volumes.New(ctx, root, db, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon, err := s.Create(ctx, "", volumes.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := anon.API().Labels; len(l) != 1 || l[volumes.AnonymousLabel] != "" {
+		t.Errorf("anonymous volume labels %v, want only %s", l, volumes.AnonymousLabel)
+	}
+	if _, err := s.Create(ctx, "used", volumes.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AcquireExisting(ctx, "used", "c1"); err != nil {
+		t.Fatal(err)
+	}
+	named, err := s.Create(ctx, "named", volumes.CreateOptions{Labels: map[string]string{"k": "v"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if api := named.API(); api.Scope != "local" || api.Options == nil || api.Labels["k"] != "v" || len(api.Labels) != 1 {
+		t.Errorf("named volume as the API shows it: %+v", api)
+	}
+	os.WriteFile(filepath.Join(named.Mountpoint, "a"), []byte("123"), 0o644)
+	os.WriteFile(filepath.Join(named.Mountpoint, "b"), []byte("4567"), 0o644)
+	os.Link(filepath.Join(named.Mountpoint, "b"), filepath.Join(named.Mountpoint, "c")) // counted once
+	names, reclaimed, err := s.PruneFunc(ctx, func(v volumes.Volume) bool { return v.Labels["k"] == "v" })
+	if err != nil || len(names) != 1 || names[0] != "named" || reclaimed != 7 {
+		t.Errorf("prune k=v: %v %d %v, want [named] 7", names, reclaimed, err)
+	}
+	names, _, err = s.PruneFunc(ctx, func(volumes.Volume) bool { return true })
+	if err != nil || len(names) != 1 || names[0] != anon.Name {
+		t.Errorf("prune all: %v %v, want the anonymous volume only (used is in use)", names, err)
+	}
+	if _, err := s.Get("used"); err != nil {
+		t.Errorf("the volume in use was pruned: %v", err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/spf13/cobra"
 
+	"github.com/slipwayhq/slipway/api"
 	"github.com/slipwayhq/slipway/core"
 	"github.com/slipwayhq/slipway/internal/createflags"
 )
@@ -29,6 +30,7 @@ func (a *app) createCmd() *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
+			api.DefaultNetwork(req)
 			return a.withEngine(cmd, func(ctx context.Context, e *core.Engine) error {
 				var t core.Trace
 				if trace {
@@ -103,7 +105,7 @@ func (a *app) lsCmd() *cobra.Command {
 							cmdline = cmdline[:19] + "…"
 						}
 						fmt.Fprintf(tw, "%s\t%s\t%q\t%s ago\t%s\t\t%s\n", c.ID[:12], c.Image, cmdline,
-							units.HumanDuration(time.Since(time.Unix(c.Created, 0))), c.Status, strings.TrimPrefix(strings.Join(c.Names, ","), "/"))
+							units.HumanDuration(time.Since(time.Unix(c.Created, 0))), c.Status, ownName(c.Names))
 					}
 					return tw.Flush()
 				}
@@ -327,4 +329,15 @@ func (a *app) versionCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// ownName is what docker ps shows in its NAMES column: the container's own name, without
+// the paths of the links to it ("web/db") that its Names also hold.
+func ownName(names []string) string {
+	for _, n := range names {
+		if n = strings.TrimPrefix(n, "/"); !strings.Contains(n, "/") {
+			return n
+		}
+	}
+	return strings.TrimPrefix(strings.Join(names, ","), "/")
 }

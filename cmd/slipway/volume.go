@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/moby/moby/api/types/volume"
 	"github.com/spf13/cobra"
@@ -35,17 +34,7 @@ func (a *app) withVolumes(cmd *cobra.Command, f func(ctx context.Context, s *vol
 }
 
 // volumeOf renders a volume as docker volume inspect does.
-func volumeOf(v volumes.Volume) volume.Volume {
-	out := volume.Volume{Name: v.Name, Driver: v.Driver, Mountpoint: v.Mountpoint, CreatedAt: v.CreatedAt.Format(time.RFC3339),
-		Labels: v.Labels, Options: v.Options, Scope: "local"}
-	if out.Labels == nil {
-		out.Labels = map[string]string{}
-	}
-	if out.Options == nil {
-		out.Options = map[string]string{}
-	}
-	return out
-}
+func volumeOf(v volumes.Volume) volume.Volume { return v.API() }
 
 // keyValues parses KEY=VALUE flags.
 func keyValues(list []string, what string) (map[string]string, error) {

@@ -171,6 +171,10 @@ func (d *DirMaker) resolveMounts(ctx context.Context, rec *spec.Record) ([]*moun
 		}
 		from, err := d.host.Container(ctx, id)
 		if err != nil {
+			if errdefs.IsNotFound(err) {
+				// moby's registerMountPoints: a missing container is a bad parameter (400).
+				err = errdefs.InvalidArgument(err)
+			}
 			return nil, err
 		}
 		if from.Dirs == nil {

@@ -304,7 +304,7 @@ func TestMountMessages(t *testing.T) {
 		{"ShortName", container.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: "a", Target: "/x"}}},
 			errdefs.InvalidArgumentClass, "create a: volume name is too short, names should be at least two alphanumeric characters"},
 		{"VolumesFromMissing", container.HostConfig{Binds: []string{"v1:/x"}, VolumesFrom: []string{"nosuch"}},
-			errdefs.NotFoundClass, "No such container: nosuch"},
+			errdefs.InvalidArgumentClass, "No such container: nosuch"},
 		{"VolumesFromBadMode", container.HostConfig{VolumesFrom: []string{"x:shared"}},
 			errdefs.InvalidArgumentClass, "invalid mode: shared"},
 		{"UnknownDriver", container.HostConfig{Binds: []string{"v1:/x"}, VolumeDriver: "flocker"},
