@@ -1,6 +1,6 @@
 // Package api serves the subset of the Docker Engine API that a create-only engine can honour,
 // over a *core.Engine, so that the docker CLI, the moby Go client and docker-py create, list,
-// inspect and remove containers (never start them) and load, list, inspect and remove images
+// inspect and remove containers (never start them) and load, list, inspect, tag and remove images
 // through Slipway's pipeline.
 //
 // # Routes
@@ -24,8 +24,9 @@
 //	                                layer" progress per layer, then {"stream":"Loaded image: ..."}
 //	GET      /images/json           ?filters= (reference, dangling, label)
 //	GET      /images/{name}/json    the name may hold "/" and ":"
+//	POST     /images/{name}/tag     ?repo=&tag=; 201, the name moved from any image that had it
 //	DELETE   /images/{name}
-//	GET      /events                ?since=&until=&filters= (type, event, container, image,
+//	GET      /events                ?since=&until=&filters= (type, event, container, image, volume,
 //	                                label); streamed JSON lines, closed once until has passed;
 //	                                container create/destroy and image load/untag/delete
 //	POST     /images/create         501: pulling is not supported; the message says to use

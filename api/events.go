@@ -147,7 +147,8 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request, rt *route) er
 }
 
 // eventMatches applies the events filters as moby does: type, event (action), container
-// (ID, ID prefix or name), image (reference attribute or ID) and label (attributes).
+// (ID, ID prefix or name), image (reference attribute or ID), volume (name or its prefix)
+// and label (attributes).
 func eventMatches(f filters, ev core.Event) bool {
 	if !f.exact("type", ev.Type) || !f.exact("event", ev.Action) {
 		return false
@@ -158,6 +159,10 @@ func eventMatches(f filters, ev core.Event) bool {
 		}
 	}
 	if f.has("image") && !matchImage(f, ev) {
+		return false
+	}
+	// moby's fuzzyMatchName: the actor ID or its "name" attribute, or a prefix of either.
+	if f.has("volume") && !matchIDOrName(f.values("volume"), ev.ID, ev.Attrs["name"]) {
 		return false
 	}
 	return f.matchLabels("label", ev.Attrs)

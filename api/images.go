@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"path"
@@ -299,4 +300,55 @@ func deleted(resp []image.DeleteResponse) bool {
 		}
 	}
 	return false
+}
+
+// postImagesTag is POST /images/{name}/tag?repo=R&tag=T: 201 with no body once the image has
+// the name R:T (R:latest without a tag), moved from another image that had it, and the event
+// "tag" is logged. As moby's handler: no repo is no error (RepoTagReference returns no
+// reference and no error, which errdefs.InvalidParameter keeps nil), so the answer is 200
+// with no body and nothing tagged; a repo or tag that does not parse is 400 with
+// reference's "invalid reference format…" texts; a missing image 404 "No such image: REF".
+func (s *Server) postImagesTag(w http.ResponseWriter, r *http.Request, rt *route) error {
+	if err := parseForm(r); err != nil {
+		return err
+	}
+	repo := r.Form.Get("repo")
+	if repo == "" {
+		return nil
+	}
+	named, err := repoTagReference(repo, r.Form.Get("tag"))
+	if err != nil {
+		return errdefs.InvalidArgument(err)
+	}
+	st, err := s.imageStore()
+	if err != nil {
+		return err
+	}
+	id, name, err := st.Tag(r.Context(), rt.name, named.String())
+	if err != nil {
+		return err
+	}
+	s.emit(st.TagEvent(r.Context(), id, name))
+	w.WriteHeader(http.StatusCreated)
+	return nil
+}
+
+// repoTagReference is moby's httputils.RepoTagReference for a repo that is not empty: the
+// normalised repository with the tag, or "latest".
+func repoTagReference(repo, tag string) (reference.NamedTagged, error) {
+	ref, err := reference.ParseNormalizedNamed(repo)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := ref.(reference.Digested); ok {
+		return nil, errors.New("cannot import digest reference")
+	}
+	if tag != "" {
+		return reference.WithTag(ref, tag)
+	}
+	nt, ok := reference.TagNameOnly(ref).(reference.NamedTagged)
+	if !ok {
+		return nil, fmt.Errorf("unexpected reference: %q", ref.String())
+	}
+	return nt, nil
 }

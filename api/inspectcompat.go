@@ -39,6 +39,12 @@ func inspectForVersion(resp container.InspectResponse, v string) any {
 	}{resp, ns}
 }
 
+// InspectAsServed is resp as GET /containers/{id}/json answers it at DefaultVersion, what
+// docker inspect shows through slipway serve; `slipway inspect` prints it so that both agree.
+func InspectAsServed(resp container.InspectResponse) any {
+	return inspectForVersion(resp, DefaultVersion)
+}
+
 // addrString is an address as moby's JSON shows it: "" when unset.
 func addrString(a netip.Addr) string {
 	if !a.IsValid() {

@@ -223,6 +223,10 @@ func (s *Server) match(method, path string) (handlerFunc, *route) {
 			rt.name = name
 			return s.getImageJSON, rt
 		}
+		if name, ok := strings.CutSuffix(rest, "/tag"); ok && post && name != "" {
+			rt.name = name
+			return s.postImagesTag, rt
+		}
 		if del {
 			rt.name = rest
 			return s.deleteImage, rt

@@ -165,7 +165,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		db.Close()
 		return nil, err
 	}
-	e.env = Env{Root: root, DB: db, Logger: opts.Logger, Host: hostView{e}, Store: e.st, Shared: &Shared{}}
+	e.env = Env{Root: root, DB: db, Logger: opts.Logger, Host: hostView{e}, Store: e.st, Shared: &Shared{}, Events: e}
 	if opts.Images != nil {
 		if e.images, err = opts.Images(ctx, e.env); err != nil {
 			jdb.Close()

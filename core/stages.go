@@ -176,6 +176,18 @@ type Env struct {
 	// (the IPAM's lease table, say): a reload builds new instances beside the old ones, and
 	// both serve runs for a while.
 	Shared *Shared
+	// Events is the engine's event log (the engine itself, through Engine.Emit); nil outside
+	// an engine. A part that does what docker reports as an event of its own (the volume
+	// store making or removing a volume, whoever asked) logs it here, so that every caller
+	// gets the event once.
+	Events EventSink
+}
+
+// EventSink takes events for the engine's event log. Emit is Engine.Emit: it may be called
+// from any goroutine, and its error (the engine closed, the log not written) leaves what the
+// event reports done.
+type EventSink interface {
+	Emit(Event) error
 }
 
 // Shared is a set of engine-wide values, each made once on first use.

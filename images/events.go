@@ -113,3 +113,9 @@ func DeleteEvents(id string, labels map[string]string, resp []image.DeleteRespon
 	}
 	return out
 }
+
+// TagEvent is the event docker logs for a tag: "tag" with the image ID as Actor ID, the new
+// name (familiar form) and the image's labels as attributes (moby's TagImage).
+func (s *Store) TagEvent(ctx context.Context, id, name string) core.Event {
+	return imageEvent(ActionTag, id, name, s.Labels(ctx, id))
+}

@@ -3,6 +3,7 @@ package images
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -399,4 +400,92 @@ func (s *Store) ChainIDs(ctx context.Context) (map[string]bool, error) {
 		}
 	}
 	return out, nil
+}
+
+// Tag gives the image ref names the name newName, as `docker tag` and POST
+// /images/{name}/tag do: newName is a repository with an optional tag ("latest" when none),
+// never a digest. A name that another image holds moves to this one (the other keeps its
+// other names, or stays without any); tagging an image with a name it has changes nothing
+// but the image's LastTagTime. It returns the ID of the tagged image and the name in
+// familiar form ("example.com/app:2", "myapp:latest"), what the "tag" event carries.
+//
+// Errors: InvalidArgument for a newName that does not parse (reference's "invalid reference
+// format…" texts), names a digest ("cannot import digest reference") or has the digest
+// algorithm as its name ("refusing to create an ambiguous tag using digest algorithm as
+// name"); NotFound "No such image: REF" as Resolve for a ref that names no image.
+func (s *Store) Tag(ctx context.Context, ref, newName string) (id, name string, err error) {
+	if err := ctx.Err(); err != nil {
+		return "", "", errdefs.Canceled(err)
+	}
+	named, err := parseTagName(newName)
+	if err != nil {
+		return "", "", err
+	}
+	name = named.String()
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		found, _, err := lookup(tx, ref)
+		if err != nil {
+			return err
+		}
+		r, err := getRecord(tx, found.ID)
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			return errdefs.Internal(fmt.Errorf("image %s vanished", found.ID))
+		}
+		id = r.ID
+		names := tx.Bucket(bucketImages).Bucket(bucketNames)
+		if prev := names.Get([]byte(name)); prev != nil && string(prev) != r.ID {
+			// The name moves: moby's reference store replaces it (AddTag with force).
+			o, err := getRecord(tx, string(prev))
+			if err != nil {
+				return err
+			}
+			if o != nil {
+				o.Names = slices.DeleteFunc(o.Names, func(x string) bool { return x == name })
+				if err := putRecord(tx, o); err != nil {
+					return err
+				}
+			}
+		}
+		if err := names.Put([]byte(name), []byte(r.ID)); err != nil {
+			return err
+		}
+		if !slices.Contains(r.Names, name) {
+			r.Names = append(r.Names, name)
+			slices.Sort(r.Names)
+		}
+		r.LastTagTime = time.Now().UTC()
+		return putRecord(tx, r)
+	})
+	if err != nil {
+		if errdefs.ClassOf(err) == errdefs.Unknown {
+			err = errdefs.Internal(fmt.Errorf("tag image %s as %s: %w", ref, newName, err))
+		}
+		return "", "", err
+	}
+	return id, reference.FamiliarString(named), nil
+}
+
+// parseTagName parses the name of a tag as moby's RepoTagReference and postImagesTag do:
+// a normalised repository, "latest" when it has no tag, no digest.
+func parseTagName(s string) (reference.NamedTagged, error) {
+	n, err := reference.ParseNormalizedNamed(s)
+	if err != nil {
+		return nil, errdefs.InvalidArgument(err)
+	}
+	if _, ok := n.(reference.Digested); ok {
+		return nil, errdefs.InvalidArgument(errors.New("cannot import digest reference"))
+	}
+	if reference.FamiliarName(n) == string(digest.Canonical) {
+		return nil, errdefs.InvalidArgument(errors.New("refusing to create an ambiguous tag using digest algorithm as name"))
+	}
+	nt, ok := reference.TagNameOnly(n).(reference.NamedTagged)
+	if !ok {
+		return nil, errdefs.InvalidArgument(fmt.Errorf("unexpected reference: %q", n.String()))
+	}
+	return nt, nil
 }

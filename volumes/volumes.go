@@ -31,6 +31,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -86,6 +87,9 @@ type Store struct {
 	db  *bolt.DB
 	log hclog.Logger
 
+	// events logs the volume events, moby's LogVolumeEvent; nil logs none.
+	events core.EventSink
+
 	mu    sync.Mutex
 	vols  map[string]*Volume
 	users map[string]map[string]struct{} // volume name -> container IDs
@@ -95,7 +99,7 @@ type Store struct {
 // Open returns the engine's store, made on first use from env (the state root, database and
 // registered containers) and shared by every stage instance and command of the engine.
 func Open(ctx context.Context, env core.Env) (*Store, error) {
-	make := func() (any, error) { return New(ctx, env.Root, env.DB, env.Host, env.Logger) }
+	make := func() (any, error) { return New(ctx, env.Root, env.DB, env.Host, env.Logger, WithEvents(env.Events)) }
 	if env.Shared == nil {
 		s, err := make()
 		if err != nil {
@@ -110,9 +114,22 @@ func Open(ctx context.Context, env core.Env) (*Store, error) {
 	return v.(*Store), nil
 }
 
+// Option configures a Store.
+type Option func(*Store)
+
+// WithEvents makes the store log the events moby's volume store logs, whoever asked for the
+// change (docker volume create/rm/prune, a container create that makes a volume, rm -v, the
+// undo of a create): "create" when it makes a volume and "destroy" when it removes one, each
+// of type "volume" with the volume's name as Actor ID and its driver as attribute "driver";
+// and "prune" with no Actor ID and the bytes reclaimed as attribute "reclaimed" after a
+// prune. Open gives it the engine's event log (core.Env.Events).
+func WithEvents(sink core.EventSink) Option {
+	return func(s *Store) { s.events = sink }
+}
+
 // New builds a store of its own below root in db, with the references of the containers
 // host knows (host may be nil). Within an engine, use Open.
-func New(ctx context.Context, root string, db *bolt.DB, host core.Host, log hclog.Logger) (*Store, error) {
+func New(ctx context.Context, root string, db *bolt.DB, host core.Host, log hclog.Logger, opts ...Option) (*Store, error) {
 	if db == nil {
 		return nil, errdefs.FailedPrecondition(errors.New("volume store needs the state database"))
 	}
@@ -121,6 +138,9 @@ func New(ctx context.Context, root string, db *bolt.DB, host core.Host, log hclo
 	}
 	s := &Store{dir: filepath.Join(root, "volumes"), db: db, log: log,
 		vols: map[string]*Volume{}, users: map[string]map[string]struct{}{}, byID: map[string]map[string]struct{}{}}
+	for _, o := range opts {
+		o(s)
+	}
 	// moby's local driver makes its root 0701: users can reach a volume they know, not list them.
 	if err := os.MkdirAll(s.dir, 0o701); err != nil {
 		return nil, errdefs.Internal(fmt.Errorf("make volumes directory: %w", err))
@@ -250,7 +270,18 @@ func (s *Store) create(name string, o CreateOptions) (*Volume, error) {
 		return nil, errdefs.Internal(opError("create", name, err))
 	}
 	s.vols[name] = v
+	s.emit(v.Name, "create", map[string]string{"driver": v.Driver})
 	return v, nil
+}
+
+// emit logs a volume event; a failure is logged, the change having happened.
+func (s *Store) emit(name, action string, attrs map[string]string) {
+	if s.events == nil {
+		return
+	}
+	if err := s.events.Emit(core.Event{Type: "volume", Action: action, ID: name, Attrs: attrs}); err != nil {
+		s.log.Warn("volume event not logged", "action", action, "volume", name, "error", err)
+	}
 }
 
 func (s *Store) put(v *Volume) error {
@@ -446,7 +477,12 @@ func (s *Store) removeLocked(name string) error {
 	if err := s.del(name); err != nil {
 		return err
 	}
+	driver := DriverLocal
+	if v := s.vols[name]; v != nil && v.Driver != "" {
+		driver = v.Driver
+	}
 	delete(s.vols, name)
+	s.emit(name, "destroy", map[string]string{"driver": driver})
 	return nil
 }
 
@@ -511,6 +547,10 @@ func (s *Store) PruneFunc(ctx context.Context, match func(Volume) bool) (names [
 		}
 		names = append(names, name)
 		reclaimed += size
+	}
+	if ctx.Err() == nil {
+		// moby's VolumesService.Prune logs it after the removals, also when none was made.
+		s.emit("", "prune", map[string]string{"reclaimed": strconv.FormatUint(reclaimed, 10)})
 	}
 	return names, reclaimed, errors.Join(errs...)
 }

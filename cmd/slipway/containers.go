@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/docker/go-units"
-	"github.com/moby/moby/api/types/container"
 	"github.com/spf13/cobra"
 
 	"github.com/slipwayhq/slipway/api"
@@ -132,7 +131,8 @@ func (a *app) inspectCmd() *cobra.Command {
 		Args:  args(cobra.MinimumNArgs(1)),
 		RunE: func(cmd *cobra.Command, refs []string) error {
 			return a.withEngine(cmd, func(ctx context.Context, e *core.Engine) error {
-				out := []container.InspectResponse{}
+				// As docker inspect shows it through slipway serve (API 1.50).
+				out := []any{}
 				var errs []string
 				for _, ref := range refs {
 					r, err := e.Inspect(ctx, ref)
@@ -140,7 +140,7 @@ func (a *app) inspectCmd() *cobra.Command {
 						errs = append(errs, err.Error())
 						continue
 					}
-					out = append(out, r)
+					out = append(out, api.InspectAsServed(r))
 				}
 				if err := writeJSON(a.stdout, out); err != nil {
 					return err

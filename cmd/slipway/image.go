@@ -22,9 +22,9 @@ import (
 func (a *app) imageCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "image", Short: "Manage images", Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageError{fmt.Errorf("%q needs a subcommand: load, ls, inspect or rm", cmd.CommandPath())}
+			return usageError{fmt.Errorf("%q needs a subcommand: load, ls, inspect, tag or rm", cmd.CommandPath())}
 		}}
-	cmd.AddCommand(a.imageLoadCmd(), a.imageLsCmd(), a.imageInspectCmd(), a.imageRmCmd())
+	cmd.AddCommand(a.imageLoadCmd(), a.imageLsCmd(), a.imageInspectCmd(), a.imageTagCmd(), a.imageRmCmd())
 	return cmd
 }
 
@@ -164,6 +164,28 @@ func (a *app) imageInspectCmd() *cobra.Command {
 					return err
 				}
 				return first
+			})
+		},
+	}
+}
+
+func (a *app) imageTagCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]",
+		Short: "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE (moved from any image that has it)",
+		Args:  args(cobra.ExactArgs(2)),
+		RunE: func(cmd *cobra.Command, refs []string) error {
+			return a.withEngine(cmd, func(ctx context.Context, e *core.Engine) error {
+				s, err := store(e)
+				if err != nil {
+					return err
+				}
+				id, name, err := s.Tag(ctx, refs[0], refs[1])
+				if err != nil {
+					return err
+				}
+				emit(a, e, []core.Event{s.TagEvent(ctx, id, name)})
+				return nil
 			})
 		},
 	}

@@ -6,11 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -21,15 +24,49 @@ import (
 // never started, derived field by field from moby's source; testdata/inspect/README.md says
 // where each non-obvious value comes from. Values that must differ between two engines are
 // placeholders: <ID>, <ID12>, <NAME>, <CREATED>, <ROOT> (the state root), <IMAGE_ID>,
-// <MANIFEST_DIGEST>, <SIZE>, <TARGET_ID>, <STORAGE> and <ALLOC> (addresses).
+// <MANIFEST_DIGEST>, <SIZE>, <TARGET_ID>, <STORAGE> and <ALLOC> (addresses), <BIND> (the
+// test's bind source directory) and <ANON> (the generated name of an anonymous volume).
+//
+// Each case is created twice: through slipway serve with body, and with slipway create and
+// args, the flags the docker CLI turns into that body. Both inspects must match the golden.
 type inspectCase struct {
-	golden string // testdata/inspect/<golden>.json
-	name   string // ?name=, empty for a generated one
-	body   string // the create body, as a client sends it
+	golden string   // testdata/inspect/<golden>.json
+	name   string   // ?name=, empty for a generated one
+	body   string   // the create body, as a client sends it; <BIND> is replaced
+	args   []string // slipway create's flags and arguments for the same request; <BIND> is replaced
+	// cliDiffs are the differences, by JSON path, that the CLI's request legitimately
+	// makes: what the docker CLI sends beyond the raw body. Each must occur, and is logged.
+	cliDiffs map[string]string
+}
+
+// dockerCLIDefaults are what the docker CLI sends for any docker create beyond a bare
+// body, seen by TestCLIRequestMatchesDockerCLI: it attaches stdout and stderr when -a is not
+// given, and sends its list options as [] and the port bindings as {} when empty (moby
+// stores and shows them as sent).
+var dockerCLIDefaults = map[string]string{
+	".Config.AttachStdout":             "docker create attaches stdout without -a",
+	".Config.AttachStderr":             "docker create attaches stderr without -a",
+	".HostConfig.Dns":                  "the docker CLI sends [] without --dns",
+	".HostConfig.DnsOptions":           "the docker CLI sends [] without --dns-option",
+	".HostConfig.DnsSearch":            "the docker CLI sends [] without --dns-search",
+	".HostConfig.Devices":              "the docker CLI sends [] without --device",
+	".HostConfig.Ulimits":              "the docker CLI sends [] without --ulimit",
+	".HostConfig.BlkioWeightDevice":    "the docker CLI sends [] without --blkio-weight-device",
+	".HostConfig.BlkioDeviceReadBps":   "the docker CLI sends [] without --device-read-bps",
+	".HostConfig.BlkioDeviceWriteBps":  "the docker CLI sends [] without --device-write-bps",
+	".HostConfig.BlkioDeviceReadIOps":  "the docker CLI sends [] without --device-read-iops",
+	".HostConfig.BlkioDeviceWriteIOps": "the docker CLI sends [] without --device-write-iops",
+}
+
+// withoutPorts adds the port bindings to the docker CLI's defaults, for a case without -p.
+func withoutPorts() map[string]string {
+	m := maps.Clone(dockerCLIDefaults)
+	m[".HostConfig.PortBindings"] = "the docker CLI sends {} without -p"
+	return m
 }
 
 var inspectCases = []inspectCase{
-	{golden: "plain", body: `{"Image":"example.com/app:1"}`},
+	{golden: "plain", body: `{"Image":"example.com/app:1"}`, args: []string{"example.com/app:1"}, cliDiffs: withoutPorts()},
 	{golden: "configured", name: "web", body: `{
 		"Image": "example.com/app:1",
 		"Hostname": "web1",
@@ -40,11 +77,25 @@ var inspectCases = []inspectCase{
 		"ExposedPorts": {"8080/tcp": {}},
 		"HostConfig": {"NetworkMode": "slipway", "PortBindings": {"8080/tcp": [{"HostIp": "", "HostPort": "9090"}]}},
 		"NetworkingConfig": {"EndpointsConfig": {"slipway": {"IPAMConfig": {"IPv4Address": "172.30.0.21"}}}}
-	}`},
+	}`, args: []string{"--name", "web", "--hostname", "web1", "-e", "FOO=bar", "-e", "APP_MODE=dev", "-l", "tier=front",
+		"-w", "/data", "--expose", "8080", "-p", "9090:8080", "--network", "slipway", "--ip", "172.30.0.21",
+		"example.com/app:1", "--debug"}, cliDiffs: dockerCLIDefaults},
 	{golden: "linked", name: "client", body: `{
 		"Image": "example.com/app:1",
 		"HostConfig": {"Links": ["target:db"], "Privileged": true, "SecurityOpt": ["no-new-privileges"]}
-	}`},
+	}`, args: []string{"--name", "client", "--link", "target:db", "--privileged", "--security-opt", "no-new-privileges", "example.com/app:1"}, cliDiffs: withoutPorts()},
+	// The docker CLI sends -v with a source as a bind, -v without one as Config.Volumes, and
+	// --mount as HostConfig.Mounts (a tmpfs too: only --tmpfs fills HostConfig.Tmpfs).
+	{golden: "mounts", name: "vols", body: `{
+		"Image": "example.com/app:1",
+		"WorkingDir": "/new/dir",
+		"Volumes": {"/anon": {}},
+		"HostConfig": {
+			"Binds": ["named:/data"],
+			"Mounts": [{"Type": "tmpfs", "Target": "/t"}, {"Type": "bind", "Source": "<BIND>", "Target": "/b", "ReadOnly": true}]
+		}
+	}`, args: []string{"--name", "vols", "-v", "named:/data", "-v", "/anon", "--mount", "type=tmpfs,dst=/t",
+		"--mount", "type=bind,src=<BIND>,dst=/b,readonly", "-w", "/new/dir", "example.com/app:1"}, cliDiffs: withoutPorts()},
 }
 
 // knownInspectDiffs are accepted differences from moby, by JSON path, with why; each is
@@ -96,6 +147,7 @@ func TestServeInspectMatchesMoby(t *testing.T) {
 		t.Fatal(err)
 	}
 	call(t, c, "POST", "/images/load", string(img), http.StatusOK)
+	bind := bindSource(t)
 	// The link target of the "linked" case.
 	var target struct {
 		ID string `json:"Id"`
@@ -112,26 +164,154 @@ func TestServeInspectMatchesMoby(t *testing.T) {
 			if tc.name != "" {
 				q = "?name=" + tc.name
 			}
-			if err := json.Unmarshal(call(t, c, "POST", "/containers/create"+q, tc.body, http.StatusCreated), &cr); err != nil {
+			body := strings.ReplaceAll(tc.body, "<BIND>", bind)
+			if err := json.Unmarshal(call(t, c, "POST", "/containers/create"+q, body, http.StatusCreated), &cr); err != nil {
 				t.Fatal(err)
 			}
 			raw := call(t, c, "GET", "/containers/"+cr.ID+"/json", "", http.StatusOK)
-			got := normalise(t, raw, s.root, cr.ID, target.ID, tc.name == "")
-			want := readGolden(t, filepath.Join("testdata", "inspect", tc.golden+".json"))
-			var all, diffs []string
-			compareJSON("", want, got, &all)
-			for _, d := range all {
-				if reason, ok := knownInspectDiffs[strings.SplitN(d, ":", 2)[0]]; ok {
-					t.Logf("known difference, %s: %s", reason, d)
-					continue
-				}
-				diffs = append(diffs, d)
+			checkGolden(t, tc, normalise(t, raw, s.root, cr.ID, target.ID, bind, tc.name == ""), nil)
+		})
+	}
+}
+
+// TestCLIInspectMatchesMoby creates the same containers with slipway create's flags (the
+// docker CLI's) and compares slipway inspect with the same goldens, allowing only each
+// case's cliDiffs.
+func TestCLIInspectMatchesMoby(t *testing.T) {
+	needServeRoot(t)
+	root := filepath.Join(varTemp(t), "root")
+	slip := func(args ...string) []byte {
+		t.Helper()
+		cmd := exec.Command(slipwayBin(t), append([]string{"--root", root}, args...)...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("slipway %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+		}
+		return out
+	}
+	tar := filepath.Join(filepath.Dir(root), "app.tar")
+	if err := writeImage(tar); err != nil {
+		t.Fatal(err)
+	}
+	slip("image", "load", "-i", tar)
+	targetID := strings.TrimSpace(string(slip("create", "--name", "target", "example.com/app:1")))
+	bind := bindSource(t)
+
+	for _, tc := range inspectCases {
+		t.Run(tc.golden, func(t *testing.T) {
+			args := []string{"create"}
+			for _, a := range tc.args {
+				args = append(args, strings.ReplaceAll(a, "<BIND>", bind))
 			}
+			id := strings.TrimSpace(string(slip(args...)))
+			if len(id) != 64 {
+				t.Fatalf("slipway create: %q, want an ID", id)
+			}
+			var list []json.RawMessage
+			if err := json.Unmarshal(slip("inspect", id), &list); err != nil || len(list) != 1 {
+				t.Fatalf("slipway inspect %s: %v, %d results", id, err, len(list))
+			}
+			checkGolden(t, tc, normalise(t, list[0], root, id, targetID, bind, tc.name == ""), tc.cliDiffs)
+		})
+	}
+}
+
+// TestCLIRequestMatchesDockerCLI checks that each case's args are the docker CLI's request
+// for its body: the real docker CLI creates it through slipway serve, slipway create with
+// the same arguments on a root of its own, and the two inspects must be the same.
+func TestCLIRequestMatchesDockerCLI(t *testing.T) {
+	needServeRoot(t)
+	if _, err := os.Stat(dockerCLI); err != nil {
+		t.Skipf("skipped: the docker CLI is not at %s (the machine image ships it): %v", dockerCLI, err)
+	}
+	s := startServer(t)
+	tar := filepath.Join(filepath.Dir(s.sock), "app.tar")
+	if err := writeImage(tar); err != nil {
+		t.Fatal(err)
+	}
+	s.ok(t, "load", "-i", tar)
+	dockerTarget := strings.TrimSpace(s.ok(t, "create", "--name", "target", testImage))
+	root := filepath.Join(varTemp(t), "root")
+	slip := func(args ...string) []byte {
+		t.Helper()
+		out, err := exec.Command(slipwayBin(t), append([]string{"--root", root}, args...)...).Output()
+		if err != nil {
+			t.Fatalf("slipway %s: %v", strings.Join(args, " "), err)
+		}
+		return out
+	}
+	slip("image", "load", "-i", tar)
+	slipTarget := strings.TrimSpace(string(slip("create", "--name", "target", testImage)))
+	bind := bindSource(t)
+	for _, tc := range inspectCases {
+		t.Run(tc.golden, func(t *testing.T) {
+			args := []string{"create"}
+			for _, a := range tc.args {
+				args = append(args, strings.ReplaceAll(a, "<BIND>", bind))
+			}
+			first := func(b []byte) []byte {
+				t.Helper()
+				var l []json.RawMessage
+				if err := json.Unmarshal(b, &l); err != nil || len(l) != 1 {
+					t.Fatalf("inspect: %v, %s", err, b)
+				}
+				return l[0]
+			}
+			id := strings.TrimSpace(s.ok(t, args...))
+			docker := normalise(t, first([]byte(s.ok(t, "inspect", id))), s.root, id, dockerTarget, bind, tc.name == "")
+			id = strings.TrimSpace(string(slip(args...)))
+			mine := normalise(t, first(slip("inspect", id)), root, id, slipTarget, bind, tc.name == "")
+			var diffs []string
+			compareJSON("", docker, mine, &diffs)
 			if len(diffs) > 0 {
-				pretty, _ := json.MarshalIndent(got, "", "  ")
-				t.Errorf("inspect differs from moby's (%s):\n%s\n\nslipway, normalised:\n%s", tc.golden, strings.Join(diffs, "\n"), pretty)
+				t.Errorf("slipway create %s differs from docker create through slipway serve (\"moby\" is docker's):\n%s",
+					strings.Join(args[1:], " "), strings.Join(diffs, "\n"))
 			}
 		})
+	}
+}
+
+// bindSource makes the directory the "mounts" case binds.
+func bindSource(t *testing.T) string {
+	t.Helper()
+	d := filepath.Join(varTemp(t), "bind-src")
+	if err := os.Mkdir(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// checkGolden compares got with the golden of tc: a difference that neither
+// knownInspectDiffs nor allowed names fails the test.
+func checkGolden(t *testing.T, tc inspectCase, got any, allowed map[string]string) {
+	t.Helper()
+	want := readGolden(t, filepath.Join("testdata", "inspect", tc.golden+".json"))
+	var all, diffs []string
+	compareJSON("", want, got, &all)
+	seen := map[string]bool{}
+	for _, d := range all {
+		path := strings.SplitN(d, ":", 2)[0]
+		if reason, ok := knownInspectDiffs[path]; ok {
+			t.Logf("known difference, %s: %s", reason, d)
+			continue
+		}
+		if reason, ok := allowed[path]; ok {
+			seen[path] = true
+			t.Logf("the CLI's request differs, %s: %s", reason, d)
+			continue
+		}
+		diffs = append(diffs, d)
+	}
+	for path := range allowed {
+		if !seen[path] {
+			diffs = append(diffs, path+": listed as a difference of the CLI's request, but there is none (drop it)")
+		}
+	}
+	if len(diffs) > 0 {
+		pretty, _ := json.MarshalIndent(got, "", "  ")
+		t.Errorf("inspect differs from moby's (%s):\n%s\n\nslipway, normalised:\n%s", tc.golden, strings.Join(diffs, "\n"), pretty)
 	}
 }
 
@@ -156,9 +336,10 @@ func decodeJSON(t *testing.T, b []byte) any {
 }
 
 // normalise replaces what must differ between two engines with the goldens' placeholders.
-func normalise(t *testing.T, raw []byte, root, id, targetID string, generatedName bool) any {
+func normalise(t *testing.T, raw []byte, root, id, targetID, bind string, generatedName bool) any {
 	t.Helper()
 	s := string(raw)
+	s = strings.ReplaceAll(s, bind, "<BIND>")
 	s = strings.ReplaceAll(s, root, "<ROOT>")
 	s = strings.ReplaceAll(s, id, "<ID>")
 	s = strings.ReplaceAll(s, targetID, "<TARGET_ID>")
@@ -173,6 +354,23 @@ func normalise(t *testing.T, raw []byte, root, id, targetID string, generatedNam
 	set(v, "Image", "<IMAGE_ID>")
 	if generatedName {
 		set(v, "Name", "<NAME>")
+	}
+	// Anonymous volumes have generated names; moby lists the mount points in map order, the
+	// goldens by destination.
+	if ms, ok := v["Mounts"].([]any); ok {
+		for _, m := range ms {
+			if m, ok := m.(map[string]any); ok {
+				if n, _ := m["Name"].(string); anonName.MatchString(n) {
+					m["Name"] = "<ANON>"
+					m["Source"] = strings.ReplaceAll(m["Source"].(string), n, "<ANON>")
+				}
+			}
+		}
+		sort.SliceStable(ms, func(i, j int) bool {
+			di, _ := ms[i].(map[string]any)["Destination"].(string)
+			dj, _ := ms[j].(map[string]any)["Destination"].(string)
+			return di < dj
+		})
 	}
 	if d, ok := v["ImageManifestDescriptor"].(map[string]any); ok {
 		set(d, "digest", "<MANIFEST_DIGEST>")
@@ -205,6 +403,8 @@ func normalise(t *testing.T, raw []byte, root, id, targetID string, generatedNam
 	}
 	return v
 }
+
+var anonName = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // compareJSON appends a line to diffs for every difference between want and got.
 func compareJSON(path string, want, got any, diffs *[]string) {

@@ -2,10 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestServeDockerVolumes drives the volume endpoints with the real docker CLI: volume
@@ -18,6 +20,7 @@ func TestServeDockerVolumes(t *testing.T) {
 		t.Skipf("skipped: the docker CLI is not at %s (the machine image ships it): %v", dockerCLI, err)
 	}
 	s := startServer(t)
+	start := time.Now()
 	tar := filepath.Join(filepath.Dir(s.sock), "app.tar")
 	if err := writeImage(tar); err != nil {
 		t.Fatal(err)
@@ -51,6 +54,19 @@ func TestServeDockerVolumes(t *testing.T) {
 
 	// docker create -v named:/data makes the volume; the container uses it.
 	id := strings.TrimSpace(s.ok(t, "create", "--name", "db", "-v", "named:/data", "-v", "/scratch", testImage))
+	var scratch string
+	var mounts []struct{ Name, Destination string }
+	if err := json.Unmarshal([]byte(s.ok(t, "inspect", "--format", "{{json .Mounts}}", "db")), &mounts); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range mounts {
+		if m.Destination == "/scratch" {
+			scratch = m.Name
+		}
+	}
+	if len(scratch) != 64 {
+		t.Fatalf("db's mounts %+v: no anonymous volume at /scratch", mounts)
+	}
 	out = s.ok(t, "volume", "ls", "--format", "{{.Name}}")
 	match(t, "volume ls after create -v", out, `(?m)^named$`)
 	if n := strings.Count(out, "\n"); n != 4 {
@@ -96,6 +112,33 @@ func TestServeDockerVolumes(t *testing.T) {
 	}
 	if out := s.ok(t, "volume", "ls", "-q"); out != "" {
 		t.Errorf("volume ls at the end: %q", out)
+	}
+
+	// The volume events, as moby's volume store logs them: create and destroy with the
+	// driver, whoever made or removed the volume (docker volume, docker create, rm -v,
+	// prune), and prune's own event; none for what failed or changed nothing.
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
+	since := fmt.Sprint(start.Add(-time.Second).Unix())
+	out = s.ok(t, "events", "--since", since, "--until", "0s", "--filter", "type=volume",
+		"--format", `{{.Type}} {{.Action}} {{.Actor.ID}} {{index .Actor.Attributes "driver"}}{{index .Actor.Attributes "reclaimed"}}`)
+	want := strings.Join([]string{
+		"volume create data local",
+		"volume create " + anon + " local",
+		"volume create named local",
+		"volume create " + scratch + " local",
+		"volume destroy " + scratch + " local", // rm -v db
+		"volume destroy " + anon + " local",
+		"volume prune  0",
+		"volume destroy data local",
+		"volume destroy named local",
+		"volume prune  0",
+	}, "\n") + "\n"
+	if out != want {
+		t.Errorf("docker events --filter type=volume:\n%s\nwant\n%s", out, want)
+	}
+	out = s.ok(t, "events", "--since", since, "--until", "0s", "--filter", "volume=named", "--format", "{{.Action}} {{.Actor.ID}}")
+	if out != "create named\ndestroy named\n" {
+		t.Errorf("docker events --filter volume=named: %q", out)
 	}
 	s.stop(t)
 }

@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/containerd/platforms"
+	"github.com/moby/moby/api/types/blkiodev"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
@@ -372,10 +373,17 @@ func (o *Options) request(fs *pflag.FlagSet, image string, cmd []string) (*spec.
 		CpusetMems:         o.cpusetMems,
 		PidsLimit:          &pidsLimit,
 		BlkioWeight:        o.blkioWeight,
-		Ulimits:            o.ulimits.list(),
-		DeviceCgroupRules:  cloneStrings(o.deviceCgroupRules.values),
-		Devices:            devices,
-		DeviceRequests:     deviceRequests,
+		// The docker CLI sends the device weights and throttles as lists, empty without
+		// their flags (which Slipway does not offer): [] rather than null, as inspect shows.
+		BlkioWeightDevice:    []*blkiodev.WeightDevice{},
+		BlkioDeviceReadBps:   []*blkiodev.ThrottleDevice{},
+		BlkioDeviceWriteBps:  []*blkiodev.ThrottleDevice{},
+		BlkioDeviceReadIOps:  []*blkiodev.ThrottleDevice{},
+		BlkioDeviceWriteIOps: []*blkiodev.ThrottleDevice{},
+		Ulimits:              o.ulimits.list(),
+		DeviceCgroupRules:    cloneStrings(o.deviceCgroupRules.values),
+		Devices:              devices,
+		DeviceRequests:       deviceRequests,
 	}
 
 	config := &container.Config{

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/api/types/blkiodev"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/api/types/network"
@@ -75,11 +76,16 @@ func baseline() *spec.CreateRequest {
 			Sysctls:       map[string]string{},
 			Annotations:   map[string]string{},
 			Resources: container.Resources{
-				Devices:          []container.DeviceMapping{},
-				MemorySwappiness: ptr(int64(-1)),
-				OomKillDisable:   ptr(false),
-				PidsLimit:        ptr(int64(0)),
-				Ulimits:          []*container.Ulimit{},
+				Devices:              []container.DeviceMapping{},
+				BlkioWeightDevice:    []*blkiodev.WeightDevice{},
+				BlkioDeviceReadBps:   []*blkiodev.ThrottleDevice{},
+				BlkioDeviceWriteBps:  []*blkiodev.ThrottleDevice{},
+				BlkioDeviceReadIOps:  []*blkiodev.ThrottleDevice{},
+				BlkioDeviceWriteIOps: []*blkiodev.ThrottleDevice{},
+				MemorySwappiness:     ptr(int64(-1)),
+				OomKillDisable:       ptr(false),
+				PidsLimit:            ptr(int64(0)),
+				Ulimits:              []*container.Ulimit{},
 			},
 		},
 		NetworkingConfig: &network.NetworkingConfig{
@@ -123,6 +129,8 @@ func TestObservedBody(t *testing.T) {
 		`"Dns":[]`,
 		`"MemorySwappiness":-1`,
 		`"Devices":[]`,
+		// Seen by TestCLIInspectMatchesMoby's comparison through slipway serve (docker 28.2.2).
+		`"BlkioWeightDevice":[],"BlkioDeviceReadBps":[],"BlkioDeviceWriteBps":[],"BlkioDeviceReadIOps":[],"BlkioDeviceWriteIOps":[]`,
 		`"Ulimits":[]`,
 		`"MaskedPaths":null,"ReadonlyPaths":null`,
 		`"EndpointsConfig":{"mynet":{"IPAMConfig":{"IPv4Address":"10.1.2.3"},"Links":null,"Aliases":null`,
