@@ -28,7 +28,7 @@
 // any other root out of the containers directory for deletion in the background. Creating
 // directories is what a create spends most of its time on once many files were deleted on
 // an ext4 filesystem, and a rename allocates no inode. The pool holds no container state:
-// the next process empties it.
+// the next process adopts its spares and deletes its trash.
 package local
 
 import (

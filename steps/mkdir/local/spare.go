@@ -1,11 +1,14 @@
 package local
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -21,17 +24,20 @@ import (
 // Why: making a directory is the most expensive thing a create does on ext4 once many
 // inodes were freed recently (the inode allocator walks the recently freed ones), and a
 // rename allocates no inode. The pool is refilled in the background when it runs low, so
-// the create path pays one rename. A spare holds no container state: after a crash the
-// pool directory is simply emptied and refilled by the next process.
+// the create path pays one rename. A spare holds no container state: the next process
+// adopts the spares it finds (setting their modes and owners again when it takes one, as a
+// crash may have cut one short) and deletes what was left in the trash, in the background.
+// Each process names what it adds with a prefix of its own, so names never collide.
 type spares struct {
 	dir            string // holds this pool's spares only
+	prefix         string // this process's part of the names
 	uid, gid, egid int
 	want           int // refill up to this many
 	keep           int // recycle removed roots up to this many
 	log            hclog.Logger
 
 	mu       sync.Mutex
-	ready    []string
+	ready    []spare
 	seq      int
 	filling  bool
 	fills    sync.WaitGroup
@@ -39,17 +45,46 @@ type spares struct {
 	draining bool
 }
 
-// newSpares returns an empty pool below parent for roots owned by uid:gid, removing what an
-// earlier process left there.
+// spare is a ready-made root in the pool; adopted is set for one an earlier process made.
+type spare struct {
+	name    string
+	adopted bool
+}
+
+// newSpares returns the pool below parent for roots owned by uid:gid, adopting the spares an
+// earlier process left there and deleting its trash in the background.
 func newSpares(parent string, uid, gid, want int, log hclog.Logger) (*spares, error) {
 	dir := filepath.Join(parent, strconv.Itoa(uid)+"."+strconv.Itoa(gid))
-	if err := os.RemoveAll(dir); err != nil {
-		return nil, fmt.Errorf("empty spare container roots %s: %w", dir, err)
-	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("make spare container roots %s: %w", dir, err)
 	}
-	return &spares{dir: dir, uid: uid, gid: gid, egid: os.Getegid(), want: want, keep: 4 * want, log: log}, nil
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read spare container roots %s: %w", dir, err)
+	}
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("spare container roots: %w", err)
+	}
+	p := &spares{dir: dir, prefix: "-" + hex.EncodeToString(b[:]) + "-", uid: uid, gid: gid, egid: os.Getegid(), want: want, keep: 4 * want, log: log}
+	var trash []string
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), "t") || !e.IsDir() || len(p.ready) >= p.keep {
+			trash = append(trash, filepath.Join(dir, e.Name()))
+			continue
+		}
+		p.ready = append(p.ready, spare{name: e.Name(), adopted: true})
+	}
+	p.mu.Lock()
+	p.toTrashLocked(trash...)
+	p.mu.Unlock()
+	return p, nil
+}
+
+// name returns a fresh name for a spare ("s"), a recycled root ("r") or trash ("t").
+func (p *spares) nameLocked(kind string) string {
+	p.seq++
+	return kind + p.prefix + strconv.Itoa(p.seq)
 }
 
 // take moves a spare to root and reports whether it did; on false the caller makes the
@@ -62,13 +97,13 @@ func (p *spares) take(root string) bool {
 		p.mu.Unlock()
 		return false
 	}
-	name := p.ready[n-1]
+	sp := p.ready[n-1]
 	p.ready = p.ready[:n-1]
 	if n-1 < p.want/2 {
 		p.refillLocked()
 	}
 	p.mu.Unlock()
-	src := filepath.Join(p.dir, name)
+	src := filepath.Join(p.dir, sp.name)
 	if err := os.Rename(src, root); err != nil {
 		// root exists and is not empty (a retried run), or the spare was damaged: make the
 		// directories the slow way and drop the spare.
@@ -76,6 +111,13 @@ func (p *spares) take(root string) bool {
 			p.log.Warn("cannot remove a spare container root", "dir", src, "error", rerr)
 		}
 		return false
+	}
+	if sp.adopted {
+		// Made by an earlier process, which may have died half-way: set it right.
+		if err := p.make(root); err != nil {
+			p.log.Warn("cannot set up an adopted spare container root", "dir", root, "error", err)
+			return false
+		}
 	}
 	return true
 }
@@ -90,14 +132,13 @@ func (p *spares) put(root string) bool {
 		return false
 	}
 	p.mu.Lock()
-	p.seq++
-	name := "r" + strconv.Itoa(p.seq)
+	name := p.nameLocked("r")
 	p.mu.Unlock()
 	if err := os.Rename(root, filepath.Join(p.dir, name)); err != nil {
 		return false
 	}
 	p.mu.Lock()
-	p.ready = append(p.ready, name)
+	p.ready = append(p.ready, spare{name: name})
 	p.mu.Unlock()
 	return true
 }
@@ -108,21 +149,28 @@ func (p *spares) put(root string) bool {
 // directory. It returns false when root could not be moved: the caller deletes it.
 func (p *spares) discard(root string) bool {
 	p.mu.Lock()
-	p.seq++
-	dst := filepath.Join(p.dir, "t"+strconv.Itoa(p.seq))
+	dst := filepath.Join(p.dir, p.nameLocked("t"))
 	p.mu.Unlock()
 	if err := os.Rename(root, dst); err != nil {
 		return false
 	}
 	p.mu.Lock()
-	p.trash = append(p.trash, dst)
+	p.toTrashLocked(dst)
+	p.mu.Unlock()
+	return true
+}
+
+// toTrashLocked queues dirs for deletion in the background; p.mu is held.
+func (p *spares) toTrashLocked(dirs ...string) {
+	if len(dirs) == 0 {
+		return
+	}
+	p.trash = append(p.trash, dirs...)
 	if !p.draining {
 		p.draining = true
 		p.fills.Add(1)
 		go p.drain()
 	}
-	p.mu.Unlock()
-	return true
 }
 
 func (p *spares) drain() {
@@ -193,8 +241,7 @@ func (p *spares) fill() {
 			p.mu.Unlock()
 			return
 		}
-		p.seq++
-		name := "s" + strconv.Itoa(p.seq)
+		name := p.nameLocked("s")
 		p.mu.Unlock()
 		if err := p.make(filepath.Join(p.dir, name)); err != nil {
 			p.log.Warn("cannot make a spare container root", "error", err)
@@ -204,7 +251,7 @@ func (p *spares) fill() {
 			return
 		}
 		p.mu.Lock()
-		p.ready = append(p.ready, name)
+		p.ready = append(p.ready, spare{name: name})
 		p.mu.Unlock()
 	}
 }

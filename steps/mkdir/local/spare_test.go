@@ -1,6 +1,7 @@
 package local
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -16,22 +17,33 @@ func TestSparesTakeAndPut(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(base) })
 	uid, gid := os.Getuid(), 0
-	// A leftover of an earlier process is emptied.
-	stale := filepath.Join(base, "pool", "0.0", "old")
-	if err := os.MkdirAll(stale, 0o700); err != nil {
-		t.Fatal(err)
+	// What an earlier process left: a spare cut short by a crash (no checkpoints, wrong
+	// mode), which is adopted and set right when taken, and trash, which is deleted.
+	own := fmt.Sprintf("%d.%d", uid, gid)
+	half := filepath.Join(base, "pool", own, "s-dead-1")
+	trash := filepath.Join(base, "pool", own, "t-dead-2", "checkpoints")
+	for _, d := range []string{half, trash} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	p, err := newSpares(filepath.Join(base, "pool"), uid, gid, 4, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(stale); !os.IsNotExist(err) {
-		t.Fatalf("stale spare survived: %v", err)
+	p.wait()
+	if _, err := os.Stat(filepath.Dir(trash)); !os.IsNotExist(err) {
+		t.Fatalf("trash of an earlier process survived: %v", err)
 	}
+	if len(p.ready) != 1 || !p.ready[0].adopted {
+		t.Fatalf("pool after open: %+v, want the adopted spare", p.ready)
+	}
+	adopted := filepath.Join(base, "adopted")
+	if !p.take(adopted) {
+		t.Fatal("the adopted spare was not taken")
+	}
+	assertRoot(t, adopted, uid, gid)
 	root := filepath.Join(base, "c1")
-	if p.take(root) {
-		t.Fatal("took a spare from an empty pool")
-	}
 	p.wait()
 	if got := len(p.ready); got != 4 {
 		t.Fatalf("pool after refill holds %d, want 4", got)
