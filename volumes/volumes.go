@@ -145,10 +145,13 @@ func New(ctx context.Context, root string, db *bolt.DB, host core.Host, log hclo
 	if err := os.MkdirAll(s.dir, 0o701); err != nil {
 		return nil, errdefs.Internal(fmt.Errorf("make volumes directory: %w", err))
 	}
-	err := db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists([]byte(bucket))
-		if err != nil {
-			return err
+	// Reading is enough once the bucket exists; only the first open of a state root pays a
+	// (fsynced) write to make it.
+	missing := false
+	err := db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte(bucket))
+		if missing = b == nil; missing {
+			return nil
 		}
 		return b.ForEach(func(k, v []byte) error {
 			var vol Volume
@@ -161,6 +164,12 @@ func New(ctx context.Context, root string, db *bolt.DB, host core.Host, log hclo
 			return nil
 		})
 	})
+	if err == nil && missing {
+		err = db.Update(func(tx *bolt.Tx) error {
+			_, err := tx.CreateBucketIfNotExists([]byte(bucket))
+			return err
+		})
+	}
 	if err != nil {
 		return nil, errdefs.Internal(fmt.Errorf("load volumes: %w", err))
 	}

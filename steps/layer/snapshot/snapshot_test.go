@@ -572,6 +572,7 @@ func TestTrashLeftByACrashIsEmptied(t *testing.T) {
 	if l.main.trash == nil {
 		t.Skip("the automatic choice is not overlayfs on this host, so there is no trash to test")
 	}
+	l.main.trash.wait() // the leftovers are deleted in the background
 	if ents, err := os.ReadDir(l.main.trash.dir); err != nil || len(ents) != 0 {
 		t.Fatalf("trash after open: %v %v", ents, err)
 	}

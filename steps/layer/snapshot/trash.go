@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -13,11 +14,12 @@ import (
 // removed container's snapshot directory into <driver root>/trash, which costs one rename,
 // and returns; a goroutine deletes what is in the trash. The metadata is already gone
 // when a directory is moved there, so the snapshot no longer exists for anyone; a process
-// that dies before the trash is empty leaves it to the next one, which empties it when it
-// opens the driver. Close of the driver waits for the trash to be empty.
+// that dies before the trash is empty leaves it to the next one, which empties it in the
+// background when it opens the driver. Close of the driver waits for the trash to be empty.
 type trash struct {
-	dir string
-	log hclog.Logger
+	dir    string
+	prefix string // this process's part of the names, so they never meet a leftover's
+	log    hclog.Logger
 
 	mu       sync.Mutex
 	seq      int
@@ -26,16 +28,29 @@ type trash struct {
 	done     sync.WaitGroup
 }
 
-// newTrash empties the trash below driverRoot that an earlier process left.
+// newTrash returns the trash below driverRoot, deleting in the background what an earlier
+// process left in it.
 func newTrash(driverRoot string, log hclog.Logger) (*trash, error) {
 	dir := filepath.Join(driverRoot, "trash")
-	if err := os.RemoveAll(dir); err != nil {
-		return nil, err
-	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	return &trash{dir: dir, log: log}, nil
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	t := &trash{dir: dir, prefix: strconv.Itoa(os.Getpid()) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-", log: log}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, e := range ents {
+		t.pending = append(t.pending, filepath.Join(dir, e.Name()))
+	}
+	if len(t.pending) > 0 {
+		t.draining = true
+		t.done.Add(1)
+		go t.drain()
+	}
+	return t, nil
 }
 
 // put moves dir into the trash for deletion in the background; when the move fails it
@@ -43,7 +58,7 @@ func newTrash(driverRoot string, log hclog.Logger) (*trash, error) {
 func (t *trash) put(dir string) error {
 	t.mu.Lock()
 	t.seq++
-	dst := filepath.Join(t.dir, strconv.Itoa(t.seq))
+	dst := filepath.Join(t.dir, t.prefix+strconv.Itoa(t.seq))
 	t.mu.Unlock()
 	if err := os.Rename(dir, dst); err != nil {
 		if os.IsNotExist(err) {
