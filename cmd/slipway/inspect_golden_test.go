@@ -263,6 +263,11 @@ func TestCLIRequestMatchesDockerCLI(t *testing.T) {
 			docker := normalise(t, first([]byte(s.ok(t, "inspect", id))), s.root, id, dockerTarget, bind, tc.name == "")
 			id = strings.TrimSpace(string(slip(args...)))
 			mine := normalise(t, first(slip("inspect", id)), root, id, slipTarget, bind, tc.name == "")
+			// The docker CLI sends -e values in an order that changes from run to run when it
+			// talks to a real server (seen on the wire: 3 of 10 creates swapped two -e), so
+			// the environment is compared as a set here.
+			sortEnv(docker)
+			sortEnv(mine)
 			var diffs []string
 			compareJSON("", docker, mine, &diffs)
 			if len(diffs) > 0 {
@@ -454,4 +459,12 @@ func compareJSON(path string, want, got any, diffs *[]string) {
 func show(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// sortEnv sorts Config.Env of a decoded inspect document in place.
+func sortEnv(doc any) {
+	m, _ := doc.(map[string]any)
+	cfg, _ := m["Config"].(map[string]any)
+	env, _ := cfg["Env"].([]any)
+	sort.Slice(env, func(i, j int) bool { return fmt.Sprint(env[i]) < fmt.Sprint(env[j]) })
 }
