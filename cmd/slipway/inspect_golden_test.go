@@ -222,16 +222,7 @@ func TestCLIInspectMatchesMoby(t *testing.T) {
 // for its body: the real docker CLI creates it through slipway serve, slipway create with
 // the same arguments on a root of its own, and the two inspects must be the same.
 func TestCLIRequestMatchesDockerCLI(t *testing.T) {
-	needServeRoot(t)
-	if _, err := os.Stat(dockerCLI); err != nil {
-		t.Skipf("skipped: the docker CLI is not at %s (the machine image ships it): %v", dockerCLI, err)
-	}
-	s := startServer(t)
-	tar := filepath.Join(filepath.Dir(s.sock), "app.tar")
-	if err := writeImage(tar); err != nil {
-		t.Fatal(err)
-	}
-	s.ok(t, "load", "-i", tar)
+	s, tar := dockerServer(t)
 	dockerTarget := strings.TrimSpace(s.ok(t, "create", "--name", "target", testImage))
 	root := filepath.Join(varTemp(t), "root")
 	slip := func(args ...string) []byte {

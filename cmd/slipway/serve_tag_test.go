@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,17 +11,8 @@ import (
 // the new names in docker images, moby's errors, and the
 // "tag" events docker events shows.
 func TestServeDockerTag(t *testing.T) {
-	needServeRoot(t)
-	if _, err := os.Stat(dockerCLI); err != nil {
-		t.Skipf("skipped: the docker CLI is not at %s (the machine image ships it): %v", dockerCLI, err)
-	}
-	s := startServer(t)
 	start := time.Now()
-	tar := filepath.Join(filepath.Dir(s.sock), "app.tar")
-	if err := writeImage(tar); err != nil {
-		t.Fatal(err)
-	}
-	s.ok(t, "load", "-i", tar)
+	s, _ := dockerServer(t)
 	id := strings.TrimSpace(s.ok(t, "image", "inspect", "--format", "{{.Id}}", testImage))
 
 	if out := s.ok(t, "tag", testImage, "example.com/app:2"); out != "" {

@@ -132,6 +132,23 @@ func match(t *testing.T, what, got, re string) {
 	}
 }
 
+// dockerServer starts slipway serve for a test that drives it with the real docker CLI,
+// loads the test image through `docker load` and returns the server and the image tarball.
+func dockerServer(t *testing.T) (*server, string) {
+	t.Helper()
+	needServeRoot(t)
+	if _, err := os.Stat(dockerCLI); err != nil {
+		t.Skipf("skipped: the docker CLI is not at %s (the machine image ships it): %v", dockerCLI, err)
+	}
+	s := startServer(t)
+	tar := filepath.Join(filepath.Dir(s.sock), "app.tar")
+	if err := writeImage(tar); err != nil {
+		t.Fatal(err)
+	}
+	s.ok(t, "load", "-i", tar)
+	return s, tar
+}
+
 // TestServeDockerCLI drives slipway serve with the real docker CLI.
 func TestServeDockerCLI(t *testing.T) {
 	needServeRoot(t)

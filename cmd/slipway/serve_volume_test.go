@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,17 +14,8 @@ import (
 // docker rm -v removing the anonymous volume of a container. It also checks that docker ps
 // lists a link's path among the names of its target, as dockerd does.
 func TestServeDockerVolumes(t *testing.T) {
-	needServeRoot(t)
-	if _, err := os.Stat(dockerCLI); err != nil {
-		t.Skipf("skipped: the docker CLI is not at %s (the machine image ships it): %v", dockerCLI, err)
-	}
-	s := startServer(t)
 	start := time.Now()
-	tar := filepath.Join(filepath.Dir(s.sock), "app.tar")
-	if err := writeImage(tar); err != nil {
-		t.Fatal(err)
-	}
-	s.ok(t, "load", "-i", tar)
+	s, _ := dockerServer(t)
 
 	out := s.ok(t, "volume", "create", "--label", "tier=db", "data")
 	match(t, "volume create", out, `^data\n$`)
