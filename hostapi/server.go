@@ -260,15 +260,11 @@ func (v layerServer) Undo(ctx context.Context, req *pluginpb.RecordRequest) (*pl
 }
 
 func (v layerServer) Mount(ctx context.Context, req *pluginpb.RecordRequest) (*pluginpb.MountResponse, error) {
-	m, ok := v.s.(core.Mounter)
-	if !ok {
-		return nil, status.Error(codes.Unimplemented, "this layer stage cannot mount root filesystems")
-	}
-	rec, err := record(v.b, req)
+	m, rec, ctx, err := v.mounter(ctx, req)
 	if err != nil {
-		return nil, ToStatus(err)
+		return nil, err
 	}
-	p, err := m.Mount(v.b.host.withCall(ctx, req.GetCall()), rec)
+	p, err := m.Mount(ctx, rec)
 	if err != nil {
 		return nil, ToStatus(err)
 	}
@@ -276,18 +272,28 @@ func (v layerServer) Mount(ctx context.Context, req *pluginpb.RecordRequest) (*p
 }
 
 func (v layerServer) Unmount(ctx context.Context, req *pluginpb.RecordRequest) (*pluginpb.UndoResponse, error) {
-	m, ok := v.s.(core.Mounter)
-	if !ok {
-		return nil, status.Error(codes.Unimplemented, "this layer stage cannot mount root filesystems")
-	}
-	rec, err := record(v.b, req)
+	m, rec, ctx, err := v.mounter(ctx, req)
 	if err != nil {
-		return nil, ToStatus(err)
+		return nil, err
 	}
-	if err := m.Unmount(v.b.host.withCall(ctx, req.GetCall()), rec); err != nil {
+	if err := m.Unmount(ctx, rec); err != nil {
 		return nil, ToStatus(err)
 	}
 	return &pluginpb.UndoResponse{}, nil
+}
+
+// mounter returns the stage as a core.Mounter (Unimplemented when it is not one), the
+// request's record and the call's context.
+func (v layerServer) mounter(ctx context.Context, req *pluginpb.RecordRequest) (core.Mounter, *spec.Record, context.Context, error) {
+	m, ok := v.s.(core.Mounter)
+	if !ok {
+		return nil, nil, nil, status.Error(codes.Unimplemented, "this layer stage cannot mount root filesystems")
+	}
+	rec, err := record(v.b, req)
+	if err != nil {
+		return nil, nil, nil, ToStatus(err)
+	}
+	return m, rec, v.b.host.withCall(ctx, req.GetCall()), nil
 }
 
 type mkdirServer struct {
