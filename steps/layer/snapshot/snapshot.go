@@ -247,18 +247,22 @@ func openDriver(root, name string, noSync bool, log hclog.Logger) (*driver, erro
 	case DriverOverlay:
 		// Removal of a container's directory is done by Undo itself (see removeActive): the
 		// synchronous removal of the overlay snapshotter scans every snapshot directory.
-		opts := []overlay.Opt{overlay.AsynchronousRemove}
+		// Its metadata store commits the writes of concurrent calls together (groupStore).
+		var mopts []storage.Opt
 		if noSync {
-			ms, merr := storage.NewMetaStore(filepath.Join(dir, "metadata.db"), func(o *bolt.Options) error {
+			mopts = append(mopts, func(o *bolt.Options) error {
 				o.NoSync = true
 				return nil
 			})
-			if merr != nil {
-				return nil, errdefs.Internal(fmt.Errorf("open %s snapshotter metadata: %w", name, merr))
-			}
-			opts = append(opts, overlay.WithMetaStore(ms))
 		}
-		sn, err = overlay.NewSnapshotter(dir, opts...)
+		ms, merr := storage.NewMetaStore(filepath.Join(dir, "metadata.db"), mopts...)
+		if merr != nil {
+			return nil, errdefs.Internal(fmt.Errorf("open %s snapshotter metadata: %w", name, merr))
+		}
+		sn, err = overlay.NewSnapshotter(dir, overlay.AsynchronousRemove, overlay.WithMetaStore(newGroupStore(ms)))
+		if err == nil {
+			sn = groupSnapshotter{sn}
+		}
 	case DriverNative:
 		sn, err = native.NewSnapshotter(dir)
 	default:
