@@ -7,14 +7,26 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/slipwayhq/slipway/plugins/plugintest"
 )
 
 // TestMain makes the test binary double as the slipway command, so that the scripts and the
 // crash tests run the real CLI in separate processes.
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
+	testscript.Main(cleanupM{m}, map[string]func(){
 		"slipway": func() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) },
 	})
+}
+
+// cleanupM removes what the tests built (plugin binaries) once they have run: testscript.Main
+// exits the process itself.
+type cleanupM struct{ m *testing.M }
+
+func (c cleanupM) Run() int {
+	code := c.m.Run()
+	plugintest.Cleanup()
+	return code
 }
 
 // TestScripts runs the CLI scenarios in testdata/script.
