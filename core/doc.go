@@ -13,8 +13,8 @@
 //     command line.
 //
 // Nothing so far has an effect. Before the first one, the run is written to the journal
-// (a bucket of the bbolt state database), so that a crash at any later instant leaves a
-// record of what to undo:
+// (journal.db, a bbolt database written without fsync unless Options.SyncJournal is set), so
+// that a crash at any later instant leaves a record of what to undo:
 //
 //  4. register, first half (Registrar.Reserve): the name is reserved, or generated; a
 //     conflict ends the run before anything expensive happened.
@@ -23,9 +23,11 @@
 //  7. layer (Layerer): image layers unpacked once into shared snapshots, then the
 //     container's read-write snapshot.
 //  8. mkdir (DirMaker): the container's directories.
-//  9. register, second half (Registrar.Register): the record is committed, in the same
-//     transaction that ends the run's journal entry; the container now exists in state
-//     "created".
+//  9. register, second half (Registrar.Register): the record is committed with one
+//     fdatasynced entry of the record log (records.log, applied to the state database
+//     slipway.db at checkpoints, see recordLog), then the run's journal entry is dropped;
+//     the container now exists in state "created". A crash between the two leaves a
+//     journal entry whose record exists, which recovery only drops.
 //
 // Check steps (Checker) may run before or after any stage to add warnings or veto.
 //

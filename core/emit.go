@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/slipwayhq/slipway/core/errdefs"
 )
 
@@ -39,8 +37,8 @@ func (e *Engine) Emit(ev Event) error {
 		}
 		ev.Attrs = a
 	}
-	err := e.st.gc.update(func(tx *bolt.Tx) error { return e.st.putEvent(tx, &ev) })
-	if err != nil {
+	ev = e.st.event(ev)
+	if err := e.st.rl.append(&logOp{Event: &ev}); err != nil {
 		return errdefs.Internal(fmt.Errorf("log event %s %s of %s: %w", ev.Type, ev.Action, ev.ID, err))
 	}
 	e.st.publish(ev)

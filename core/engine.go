@@ -35,8 +35,9 @@ type Options struct {
 	Images func(ctx context.Context, env Env) (ImageService, error)
 	// UndoTimeout bounds each undo; 60 seconds when zero.
 	UndoTimeout time.Duration
-	// NoSync turns off fsync of the state database: faster, and a power loss may lose the
-	// last containers created. A killed process loses nothing either way.
+	// NoSync turns off fsync of the state database and of the record log: faster, and a
+	// power loss may lose the last containers created or removed. A killed process loses
+	// nothing either way.
 	NoSync bool
 	// SyncJournal turns on fsync of the journal of runs in flight. Without it (the default)
 	// a journal entry reaches the page cache before the run's first effect, which survives
@@ -160,7 +161,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		live:   map[*snapshot]struct{}{},
 		uses:   map[string]int{},
 	}
-	if e.st, err = openStore(db, jdb, opts.SyncJournal && !opts.NoSync, opts.Logger); err != nil {
+	if e.st, err = openStore(db, jdb, root, !opts.NoSync, opts.SyncJournal && !opts.NoSync, opts.Logger); err != nil {
 		jdb.Close()
 		db.Close()
 		return nil, err
@@ -501,6 +502,9 @@ func (e *Engine) Close() error {
 	}
 	e.runs.Wait()
 	err := e.closeInstances()
+	if cerr := e.st.rl.close(); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
 	if cerr := e.st.jdb.Close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}

@@ -25,6 +25,9 @@ var (
 	bucketNames      = []byte("names")
 	bucketRuns       = []byte("runs")
 	bucketEvents     = []byte("events")
+	// bucketMeta holds the engine's own settings of the database (the record log's
+	// generation).
+	bucketMeta = []byte("meta")
 )
 
 // maxEvents bounds the persisted event log; the oldest events are dropped first.
@@ -39,8 +42,9 @@ type Store interface {
 	ReserveName(id, name string) error
 	// ReleaseNames releases every name reserved for id that is not committed.
 	ReleaseNames(id string)
-	// Commit stores the complete record and its name in one durable transaction, together
-	// with the end of the run that created it, and emits the create event.
+	// Commit stores the complete record, its name and the create event durably (one entry
+	// of the record log), ends the journal entry of the run that created it and publishes
+	// the event.
 	Commit(ctx context.Context, rec *spec.Record) error
 	// Delete removes the record of id and its name, if there is one; it is idempotent.
 	Delete(ctx context.Context, id string) error
@@ -79,7 +83,9 @@ const (
 // store implements Store over bbolt and keeps an in-memory index of records and names.
 type store struct {
 	db *bolt.DB
-	gc groupCommit
+	// rl is the write-ahead log of records, names and events; they reach db at its
+	// checkpoints.
+	rl *recordLog
 	// jdb is the journal: runs in flight. It has a file of its own so that its writes can
 	// skip fsync (see Options.SyncJournal) while records stay durable.
 	jdb   *bolt.DB
@@ -99,11 +105,15 @@ type store struct {
 	subs  map[chan Event]struct{}
 }
 
-func openStore(db, jdb *bolt.DB, syncJournal bool, log hclog.Logger) (*store, error) {
+func openStore(db, jdb *bolt.DB, root string, syncRecords, syncJournal bool, log hclog.Logger) (*store, error) {
+	rl, err := openRecordLog(db, root, syncRecords)
+	if err != nil {
+		return nil, errdefs.Internal(fmt.Errorf("open the record log: %w", err))
+	}
 	s := &store{
 		log:      log,
 		db:       db,
-		gc:       groupCommit{db: db},
+		rl:       rl,
 		jdb:      jdb,
 		jgc:      groupCommit{db: jdb},
 		jsync:    syncJournal,
@@ -112,11 +122,14 @@ func openStore(db, jdb *bolt.DB, syncJournal bool, log hclog.Logger) (*store, er
 		reserved: map[string][]string{},
 		subs:     map[chan Event]struct{}{},
 	}
-	err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketContainers, bucketNames, bucketEvents} {
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketContainers, bucketNames, bucketEvents, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
+		}
+		if err := rl.recover(tx); err != nil {
+			return err
 		}
 		if err := tx.Bucket(bucketContainers).ForEach(func(k, v []byte) error {
 			var r spec.Record
@@ -140,6 +153,7 @@ func openStore(db, jdb *bolt.DB, syncJournal bool, log hclog.Logger) (*store, er
 		return nil
 	})
 	if err != nil {
+		rl.f.Close()
 		return nil, errdefs.Internal(fmt.Errorf("load state: %w", err))
 	}
 	if err := jdb.Update(func(tx *bolt.Tx) error {
@@ -199,17 +213,8 @@ func (s *store) Commit(ctx context.Context, rec *spec.Record) error {
 	if err != nil {
 		return errdefs.Internal(fmt.Errorf("encode record %s: %w", rec.ID, err))
 	}
-	ev := Event{Time: time.Now().UTC(), Type: "container", Action: "create", ID: rec.ID, Attrs: eventAttrs(rec)}
-	err = s.gc.update(func(tx *bolt.Tx) error {
-		if err := tx.Bucket(bucketContainers).Put([]byte(rec.ID), data); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketNames).Put([]byte(rec.Name), []byte(rec.ID)); err != nil {
-			return err
-		}
-		return s.putEvent(tx, &ev)
-	})
-	if err != nil {
+	ev := s.event(Event{Time: time.Now().UTC(), Type: "container", Action: "create", ID: rec.ID, Attrs: eventAttrs(rec)})
+	if err := s.rl.append(&logOp{ID: rec.ID, Record: data, Name: rec.Name, Event: &ev}); err != nil {
 		return errdefs.Internal(fmt.Errorf("commit container %s: %w", rec.ID, err))
 	}
 	s.mu.Lock()
@@ -235,25 +240,8 @@ func (s *store) Delete(ctx context.Context, id string) error {
 		s.ReleaseNames(id)
 		return nil
 	}
-	var ev *Event
-	if rec != nil {
-		ev = &Event{Time: time.Now().UTC(), Type: "container", Action: "destroy", ID: id, Attrs: eventAttrs(rec)}
-	}
-	err := s.gc.update(func(tx *bolt.Tx) error {
-		if err := tx.Bucket(bucketContainers).Delete([]byte(id)); err != nil {
-			return err
-		}
-		if rec != nil {
-			if owner := tx.Bucket(bucketNames).Get([]byte(rec.Name)); string(owner) == id {
-				if err := tx.Bucket(bucketNames).Delete([]byte(rec.Name)); err != nil {
-					return err
-				}
-			}
-			return s.putEvent(tx, ev)
-		}
-		return nil
-	})
-	if err != nil {
+	ev := s.event(Event{Time: time.Now().UTC(), Type: "container", Action: "destroy", ID: id, Attrs: eventAttrs(rec)})
+	if err := s.rl.append(&logOp{ID: id, Name: rec.Name, Event: &ev}); err != nil {
 		return errdefs.Internal(fmt.Errorf("delete container %s: %w", id, err))
 	}
 	s.mu.Lock()
@@ -266,9 +254,7 @@ func (s *store) Delete(ctx context.Context, id string) error {
 	delete(s.reserved, id)
 	s.sorted = false
 	s.mu.Unlock()
-	if ev != nil {
-		s.publish(*ev)
-	}
+	s.publish(ev)
 	return nil
 }
 
@@ -287,9 +273,7 @@ func (s *store) markDirty(id string, cause error) error {
 	if err != nil {
 		return err
 	}
-	if err := s.gc.update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketContainers).Put([]byte(id), data)
-	}); err != nil {
+	if err := s.rl.append(&logOp{ID: id, Record: data}); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -401,28 +385,13 @@ func eventAttrs(rec *spec.Record) map[string]string {
 	return a
 }
 
-func (s *store) putEvent(tx *bolt.Tx, ev *Event) error {
-	b := tx.Bucket(bucketEvents)
+// event gives ev the next sequence number of the event log.
+func (s *store) event(ev Event) Event {
 	s.evmu.Lock()
 	s.evSeq++
 	ev.Seq = s.evSeq
 	s.evmu.Unlock()
-	var k [8]byte
-	binary.BigEndian.PutUint64(k[:], ev.Seq)
-	data, err := json.Marshal(ev)
-	if err != nil {
-		return err
-	}
-	if err := b.Put(k[:], data); err != nil {
-		return err
-	}
-	c := b.Cursor()
-	for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k)+maxEvents <= ev.Seq; k, _ = c.Next() {
-		if err := c.Delete(); err != nil {
-			return err
-		}
-	}
-	return nil
+	return ev
 }
 
 func (s *store) publish(ev Event) {
@@ -438,6 +407,10 @@ func (s *store) publish(ev Event) {
 
 // events returns the logged events with since <= time <= until (zero: unbounded).
 func (s *store) events(since, until time.Time) ([]Event, error) {
+	// The log's entries are in the database once it is checkpointed.
+	if err := s.rl.checkpoint(); err != nil {
+		return nil, err
+	}
 	var out []Event
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketEvents).ForEach(func(k, v []byte) error {

@@ -1,0 +1,366 @@
+package core
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sys/unix"
+)
+
+// recordLog is the write-ahead log of the container records, names and events: what Commit,
+// Delete, markDirty and Emit write is durable once it is in the log, and reaches the state
+// database (bbolt) in batches, at checkpoints.
+//
+// Why: a bbolt commit costs two fsyncs (the pages, then the meta page) and rewrites every
+// page on the path to each key it touches; on the machine we measure, 0.45 to 0.6 ms. An
+// entry of the log costs one write into space allocated ahead and one fdatasync, about
+// 0.2 ms, and concurrent writers share it (group commit). A create and a remove each write
+// one entry.
+//
+// Format: the file is allocated ahead (logSize bytes of zeros, fsynced once) and written
+// from its start; the write of a batch of entries is fdatasynced before it is
+// acknowledged. Each entry is a frame:
+//
+//	length   uint32  of the payload
+//	crc      uint32  CRC-32C of generation, sequence and payload
+//	gen      uint64  generation: one more after each checkpoint
+//	seq      uint64  1, 2, 3... within a generation
+//	payload  JSON of a logOp
+//
+// A checkpoint applies the entries to the database in one bbolt commit, durable before the
+// log is reused, and starts a new generation at offset 0 without clearing the file.
+// Reading stops at the first frame that is torn (CRC), of another generation than the
+// first frame, or out of sequence: the tail of an older generation, already in the
+// database, and a write that a crash cut short, never acknowledged, are both ignored (see
+// recover for why no stale frame can pass for a current one).
+//
+// A failed write or fdatasync makes the log refuse further writes (after a failed fsync
+// the kernel may have dropped the pages): the engine must be restarted, and replays what
+// reached the disk.
+type recordLog struct {
+	db   *bolt.DB
+	f    *os.File
+	sync bool
+
+	qmu     sync.Mutex
+	pending []*logCall
+	leading bool
+
+	// wmu serialises writes and checkpoints; the fields below are guarded by it.
+	wmu       sync.Mutex
+	gen, seq  uint64
+	off       int64
+	unapplied []*logOp
+	broken    error
+
+	// data is the log as found at open, until recover has read it.
+	data []byte
+}
+
+// logOp is one entry: a record put (Record set) or a container delete, with the name to
+// put or delete and the event to log, or an event alone (ID empty).
+type logOp struct {
+	ID string `json:"id,omitempty"`
+	// Record is the record to store; nil means delete the container ID.
+	Record json.RawMessage `json:"record,omitempty"`
+	// Name is put for ID with a Record, and deleted (when it still names ID) without one.
+	Name  string `json:"name,omitempty"`
+	Event *Event `json:"event,omitempty"`
+}
+
+type logCall struct {
+	ops  []*logOp
+	done chan error
+}
+
+const (
+	logFile      = "records.log"
+	logSize      = 1 << 20 // allocated ahead
+	logHeader    = 24
+	logMaxEntry  = 64 << 20
+	checkpointAt = 768 << 10 // bytes written in a generation
+	checkpointN  = 128       // entries written in a generation
+)
+
+var (
+	crcTable = crc32.MakeTable(crc32.Castagnoli)
+	// keyLogGen in bucketMeta is the generation of the record log being written.
+	keyLogGen = []byte("record-log-generation")
+)
+
+// openRecordLog opens the log in root, allocating it when it is new. Its entries reach the
+// database through recover, which openStore calls in its opening transaction. syncWrites
+// turns fdatasync on.
+func openRecordLog(db *bolt.DB, root string, syncWrites bool) (*recordLog, error) {
+	path := filepath.Join(root, logFile)
+	_, statErr := os.Stat(path)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	l := &recordLog{db: db, f: f, sync: syncWrites}
+	fail := func(err error) (*recordLog, error) {
+		f.Close()
+		return nil, err
+	}
+	if l.data, err = io.ReadAll(f); err != nil {
+		return fail(fmt.Errorf("read %s: %w", path, err))
+	}
+	if len(l.data) < logSize {
+		if _, err := f.WriteAt(make([]byte, logSize-len(l.data)), int64(len(l.data))); err != nil {
+			return fail(fmt.Errorf("allocate %s: %w", path, err))
+		}
+		if syncWrites {
+			if err := f.Sync(); err != nil {
+				return fail(fmt.Errorf("allocate %s: %w", path, err))
+			}
+			if os.IsNotExist(statErr) {
+				if err := syncDir(root); err != nil {
+					return fail(err)
+				}
+			}
+		}
+	}
+	return l, nil
+}
+
+// recover applies the entries that the last process wrote and no checkpoint applied, and
+// starts a new generation, in tx (openStore's opening transaction).
+//
+// A generation is stored in the database (bucketMeta, keyLogGen) before anything of it is
+// written: here, and by each checkpoint in the transaction that applies the generation
+// before it. So every frame in the file is of the stored generation or an older one, a
+// generation older than the stored one has been applied, and a new process never writes
+// a generation that an earlier one may have left frames of (a write cut short by a crash
+// can leave some of its pages on disk and not others).
+func (l *recordLog) recover(tx *bolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	var stored uint64
+	if v := meta.Get(keyLogGen); len(v) == 8 {
+		stored = binary.BigEndian.Uint64(v)
+	}
+	gen, ops := readLog(l.data)
+	l.data = nil
+	if len(ops) > 0 && gen >= stored {
+		if err := applyOps(tx, ops); err != nil {
+			return fmt.Errorf("apply the record log: %w", err)
+		}
+	}
+	l.gen = max(stored, gen) + 1
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], l.gen)
+	return meta.Put(keyLogGen, v[:])
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// readLog returns the generation of the log's first frame and the entries of that
+// generation, in order, up to the first frame that is torn, of another generation or out
+// of sequence.
+func readLog(data []byte) (uint64, []*logOp) {
+	var (
+		gen uint64
+		ops []*logOp
+	)
+	for off := 0; off+logHeader <= len(data); {
+		n := int(binary.LittleEndian.Uint32(data[off:]))
+		sum := binary.LittleEndian.Uint32(data[off+4:])
+		g := binary.LittleEndian.Uint64(data[off+8:])
+		seq := binary.LittleEndian.Uint64(data[off+16:])
+		end := off + logHeader + n
+		if n == 0 || n > logMaxEntry || end > len(data) || crc32.Checksum(data[off+8:end], crcTable) != sum {
+			break
+		}
+		if len(ops) == 0 {
+			gen = g
+		}
+		if g != gen || seq != uint64(len(ops))+1 {
+			break
+		}
+		op := new(logOp)
+		if err := json.Unmarshal(data[off+logHeader:end], op); err != nil {
+			break
+		}
+		ops = append(ops, op)
+		off = end
+	}
+	return gen, ops
+}
+
+// appendFrame appends the frame of one entry to buf.
+func appendFrame(buf []byte, gen, seq uint64, payload []byte) []byte {
+	var h [logHeader]byte
+	binary.LittleEndian.PutUint32(h[0:], uint32(len(payload)))
+	binary.LittleEndian.PutUint64(h[8:], gen)
+	binary.LittleEndian.PutUint64(h[16:], seq)
+	binary.LittleEndian.PutUint32(h[4:], crc32.Update(crc32.Checksum(h[8:], crcTable), crcTable, payload))
+	return append(append(buf, h[:]...), payload...)
+}
+
+// append makes ops durable, in order, sharing the write and the fdatasync with the
+// concurrent callers'.
+func (l *recordLog) append(ops ...*logOp) error {
+	c := &logCall{ops: ops, done: make(chan error, 1)}
+	l.qmu.Lock()
+	l.pending = append(l.pending, c)
+	if l.leading {
+		l.qmu.Unlock()
+		return <-c.done
+	}
+	l.leading = true
+	for len(l.pending) > 0 {
+		batch := l.pending
+		l.pending = nil
+		l.qmu.Unlock()
+		err := l.write(batch)
+		for _, b := range batch {
+			b.done <- err
+		}
+		l.qmu.Lock()
+	}
+	l.leading = false
+	l.qmu.Unlock()
+	return <-c.done
+}
+
+func (l *recordLog) write(batch []*logCall) error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if l.broken != nil {
+		return l.broken
+	}
+	var buf []byte
+	seq := l.seq
+	var ops []*logOp
+	for _, c := range batch {
+		for _, op := range c.ops {
+			payload, err := json.Marshal(op)
+			if err != nil {
+				return fmt.Errorf("encode log entry: %w", err)
+			}
+			seq++
+			buf = appendFrame(buf, l.gen, seq, payload)
+			ops = append(ops, op)
+		}
+	}
+	if _, err := l.f.WriteAt(buf, l.off); err != nil {
+		l.broken = fmt.Errorf("record log unusable after a failed write, restart the engine: %w", err)
+		return l.broken
+	}
+	if l.sync {
+		if err := unix.Fdatasync(int(l.f.Fd())); err != nil {
+			l.broken = fmt.Errorf("record log unusable after a failed fdatasync, restart the engine: %w", err)
+			return l.broken
+		}
+	}
+	l.seq, l.off = seq, l.off+int64(len(buf))
+	l.unapplied = append(l.unapplied, ops...)
+	if len(l.unapplied) >= checkpointN || l.off >= checkpointAt {
+		// The entries are durable in the log: a failed checkpoint is retried at the next one.
+		_ = l.checkpointLocked()
+	}
+	return nil
+}
+
+// checkpoint applies the log's entries to the database and starts a new generation.
+func (l *recordLog) checkpoint() error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	return l.checkpointLocked()
+}
+
+func (l *recordLog) checkpointLocked() error {
+	if len(l.unapplied) == 0 {
+		return nil
+	}
+	err := l.db.Update(func(tx *bolt.Tx) error {
+		if err := applyOps(tx, l.unapplied); err != nil {
+			return err
+		}
+		var v [8]byte
+		binary.BigEndian.PutUint64(v[:], l.gen+1)
+		return tx.Bucket(bucketMeta).Put(keyLogGen, v[:])
+	})
+	if err != nil {
+		return fmt.Errorf("checkpoint of the record log: %w", err)
+	}
+	l.gen++
+	l.seq, l.off, l.unapplied = 0, 0, nil
+	return nil
+}
+
+// close checkpoints and closes the file.
+func (l *recordLog) close() error {
+	err := l.checkpoint()
+	return errors.Join(err, l.f.Close())
+}
+
+// applyOps writes ops to the database, in order.
+func applyOps(tx *bolt.Tx, ops []*logOp) error {
+	cb, nb, eb := tx.Bucket(bucketContainers), tx.Bucket(bucketNames), tx.Bucket(bucketEvents)
+	for _, op := range ops {
+		if op.ID != "" {
+			if op.Record != nil {
+				if err := cb.Put([]byte(op.ID), op.Record); err != nil {
+					return err
+				}
+				if op.Name != "" {
+					if err := nb.Put([]byte(op.Name), []byte(op.ID)); err != nil {
+						return err
+					}
+				}
+			} else {
+				if err := cb.Delete([]byte(op.ID)); err != nil {
+					return err
+				}
+				if op.Name != "" && string(nb.Get([]byte(op.Name))) == op.ID {
+					if err := nb.Delete([]byte(op.Name)); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		if op.Event != nil {
+			if err := putEvent(eb, op.Event); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// putEvent stores ev under its sequence number and drops the events older than the last
+// maxEvents.
+func putEvent(b *bolt.Bucket, ev *Event) error {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], ev.Seq)
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	if err := b.Put(k[:], data); err != nil {
+		return err
+	}
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k)+maxEvents <= ev.Seq; k, _ = c.Next() {
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
