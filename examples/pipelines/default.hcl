@@ -47,7 +47,8 @@ stage "layer" {
 stage "mkdir" {
   use = "local"
   config {
-    remapped_root_gid = 0
+    remapped_root_gid = 0 # owns container roots and working directories (user namespace remapping)
+    remapped_root_uid = 0 # owns the working directories made inside root filesystems
   }
 }
 

@@ -66,6 +66,10 @@ func Registry() hclconfig.Registry {
 						return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid remapped_root_gid",
 							Detail: "The remapped root gid cannot be negative.", Subject: c.GIDRange.Ptr()}}
 					}
+					if c.RemappedRootUID < 0 {
+						return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid remapped_root_uid",
+							Detail: "The remapped root uid cannot be negative.", Subject: c.UIDRange.Ptr()}}
+					}
 					return nil
 				},
 				Build: func(cfg any) core.Impl {
@@ -73,6 +77,9 @@ func Registry() hclconfig.Registry {
 					var opts []mkdirlocal.Option
 					if c.RemappedRootGID != 0 {
 						opts = append(opts, mkdirlocal.WithRemappedRoot(c.RemappedRootGID))
+					}
+					if c.RemappedRootUID != 0 {
+						opts = append(opts, mkdirlocal.WithRemappedRootUID(c.RemappedRootUID))
 					}
 					impl := mkdirlocal.Impl(opts...)
 					impl.Config = hclconfig.ConfigID(c, MkdirConfig{})
@@ -221,7 +228,12 @@ func (c *SnapshotConfig) validate() hcl.Diagnostics {
 
 // MkdirConfig is the HCL configuration of the built-in mkdir stage.
 type MkdirConfig struct {
-	// RemappedRootGID owns the container roots (user namespace remapping); 0 by default.
+	// RemappedRootGID owns the container roots and the working directories made inside
+	// root filesystems (user namespace remapping); 0 by default.
 	RemappedRootGID int       `hcl:"remapped_root_gid,optional" json:"remapped_root_gid"`
 	GIDRange        hcl.Range `hcl:"remapped_root_gid,attr_value_range" json:"-"`
+	// RemappedRootUID owns the working directories made inside root filesystems; 0 by
+	// default.
+	RemappedRootUID int       `hcl:"remapped_root_uid,optional" json:"remapped_root_uid,omitempty"`
+	UIDRange        hcl.Range `hcl:"remapped_root_uid,attr_value_range" json:"-"`
 }

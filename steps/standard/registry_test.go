@@ -214,6 +214,7 @@ func TestRegistryDiagnostics(t *testing.T) {
 	for _, c := range []struct{ src, want string }{
 		{"stage \"layer\" {\n  use = \"snapshot\"\n  config {\n    snapshotter = \"zfs\"\n  }\n}\n", "Unknown snapshotter @ 4:19"},
 		{"stage \"mkdir\" {\n  use = \"local\"\n  config {\n    remapped_root_gid = -1\n  }\n}\n", "Invalid remapped_root_gid @ 4:25"},
+		{"stage \"mkdir\" {\n  use = \"local\"\n  config {\n    remapped_root_uid = -2\n  }\n}\n", "Invalid remapped_root_uid @ 4:25"},
 		{"stage \"verify\" {\n  use = \"moby\"\n  config {\n  }\n}\n", "Unexpected config block @ 3:3"},
 	} {
 		_, diags := hclconfig.LoadSources(".", []hclconfig.Source{{Name: "t.hcl", Bytes: []byte(c.src)}}, standard.Registry())

@@ -52,9 +52,15 @@ const Name = "local"
 // Option configures the stage.
 type Option func(*DirMaker)
 
-// WithRemappedRoot sets the gid that owns container roots (the remapped root's gid when
-// user namespaces are remapped).
-func WithRemappedRoot(gid int) Option { return func(d *DirMaker) { d.gid = gid } }
+// WithRemappedRoot sets the gid that owns container roots and the directories the stage
+// makes inside the root filesystem (the working directory): the remapped root's gid when
+// user namespaces are remapped.
+func WithRemappedRoot(gid int) Option { return func(d *DirMaker) { d.gid, d.rootGID = gid, gid } }
+
+// WithRemappedRootUID sets the uid that owns the directories the stage makes inside the
+// root filesystem: the remapped root's uid when user namespaces are remapped, as moby
+// makes the working directory with the container's root identity.
+func WithRemappedRootUID(uid int) Option { return func(d *DirMaker) { d.rootUID = uid } }
 
 // WithVolumes sets the volume store the stage makes and references volumes in.
 func WithVolumes(s *volumes.Store) Option { return func(d *DirMaker) { d.vols = s } }

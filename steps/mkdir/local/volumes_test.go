@@ -46,11 +46,15 @@ func tempRoot(t testing.TB) string {
 // openEngine opens an engine with the default pipeline and loads an image that declares the
 // volume /data, has content there, in /opt/conf, a file at /afile and a symlink /link that
 // points far above the root.
-func openEngine(t *testing.T) *core.Engine {
+func openEngine(t *testing.T, opts ...local.Option) *core.Engine {
 	t.Helper()
 	needRoot(t)
 	o := standard.Options(standard.Config{NoSync: true})
 	o.Root = tempRoot(t)
+	if len(opts) > 0 {
+		p := o.Pipeline.With(local.Impl(opts...))
+		o.Pipeline = &p
+	}
 	e, err := core.Open(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -280,6 +284,32 @@ func TestWorkingDirSymlinkStaysInside(t *testing.T) {
 		t.Errorf("working directory below a file: %v", err)
 	}
 	noMountsUnder(t, e.Root())
+}
+
+// TestWorkingDirOwnedByRemappedRoot: with user namespaces remapped, the working directories
+// made inside the root filesystem belong to the remapped root, as moby makes them.
+func TestWorkingDirOwnedByRemappedRoot(t *testing.T) {
+	const uid, gid = 100000, 100001
+	e := openEngine(t, local.WithRemappedRoot(gid), local.WithRemappedRootUID(uid))
+	id, err := create(t, e, container.Config{WorkingDir: "/srv/www"}, container.HostConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mnt, err := e.Mount(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Unmount(context.Background(), id)
+	for _, p := range []string{"srv", "srv/www"} {
+		fi, err := os.Stat(filepath.Join(mnt, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if st.Uid != uid || st.Gid != gid || fi.Mode().Perm() != 0o755 {
+			t.Errorf("/%s: owner %d:%d mode %v, want %d:%d 0755", p, st.Uid, st.Gid, fi.Mode().Perm(), uid, gid)
+		}
+	}
 }
 
 // TestMountMessages checks moby's messages for the mounts the stage refuses, and that a
