@@ -77,8 +77,11 @@ type logOp struct {
 }
 
 type logCall struct {
-	ops  []*logOp
-	done chan error
+	ops []*logOp
+	// wake receives false when the call is done (err is set) and true when the caller
+	// becomes the one that writes the next batch.
+	wake chan bool
+	err  error
 }
 
 const (
@@ -213,29 +216,39 @@ func appendFrame(buf []byte, gen, seq uint64, payload []byte) []byte {
 }
 
 // append makes ops durable, in order, sharing the write and the fdatasync with the
-// concurrent callers'.
+// concurrent callers'. A caller that finds no write in flight writes at once; the callers
+// that arrive meanwhile are written together by the first of them, and so on, so that
+// nobody writes for others for long.
 func (l *recordLog) append(ops ...*logOp) error {
-	c := &logCall{ops: ops, done: make(chan error, 1)}
+	c := &logCall{ops: ops, wake: make(chan bool, 1)}
 	l.qmu.Lock()
 	l.pending = append(l.pending, c)
-	if l.leading {
-		l.qmu.Unlock()
-		return <-c.done
-	}
+	lead := !l.leading
 	l.leading = true
-	for len(l.pending) > 0 {
-		batch := l.pending
-		l.pending = nil
-		l.qmu.Unlock()
-		err := l.write(batch)
-		for _, b := range batch {
-			b.done <- err
-		}
-		l.qmu.Lock()
-	}
-	l.leading = false
 	l.qmu.Unlock()
-	return <-c.done
+	if !lead && !<-c.wake {
+		return c.err
+	}
+	// This caller leads, and its call is among the pending ones.
+	l.qmu.Lock()
+	batch := l.pending
+	l.pending = nil
+	l.qmu.Unlock()
+	err := l.write(batch)
+	for _, b := range batch {
+		if b != c {
+			b.err = err
+			b.wake <- false
+		}
+	}
+	l.qmu.Lock()
+	if len(l.pending) > 0 {
+		l.pending[0].wake <- true
+	} else {
+		l.leading = false
+	}
+	l.qmu.Unlock()
+	return err
 }
 
 func (l *recordLog) write(batch []*logCall) error {
