@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/hashicorp/go-hclog"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 )
@@ -49,6 +50,7 @@ type recordLog struct {
 	db   *bolt.DB
 	f    *os.File
 	sync bool
+	log  hclog.Logger
 
 	qmu     sync.Mutex
 	pending []*logCall
@@ -102,14 +104,14 @@ var (
 // openRecordLog opens the log in root, allocating it when it is new. Its entries reach the
 // database through recover, which openStore calls in its opening transaction. syncWrites
 // turns fdatasync on.
-func openRecordLog(db *bolt.DB, root string, syncWrites bool) (*recordLog, error) {
+func openRecordLog(db *bolt.DB, root string, syncWrites bool, log hclog.Logger) (*recordLog, error) {
 	path := filepath.Join(root, logFile)
 	_, statErr := os.Stat(path)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	l := &recordLog{db: db, f: f, sync: syncWrites}
+	l := &recordLog{db: db, f: f, sync: syncWrites, log: log}
 	fail := func(err error) (*recordLog, error) {
 		f.Close()
 		return nil, err
@@ -285,7 +287,9 @@ func (l *recordLog) write(batch []*logCall) error {
 	l.unapplied = append(l.unapplied, ops...)
 	if len(l.unapplied) >= checkpointN || l.off >= checkpointAt {
 		// The entries are durable in the log: a failed checkpoint is retried at the next one.
-		_ = l.checkpointLocked()
+		if err := l.checkpointLocked(); err != nil {
+			l.log.Warn("the record log keeps its entries until a checkpoint succeeds", "error", err)
+		}
 	}
 	return nil
 }

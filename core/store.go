@@ -106,7 +106,7 @@ type store struct {
 }
 
 func openStore(db, jdb *bolt.DB, root string, syncRecords, syncJournal bool, log hclog.Logger) (*store, error) {
-	rl, err := openRecordLog(db, root, syncRecords)
+	rl, err := openRecordLog(db, root, syncRecords, log)
 	if err != nil {
 		return nil, errdefs.Internal(fmt.Errorf("open the record log: %w", err))
 	}
