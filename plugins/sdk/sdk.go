@@ -42,13 +42,11 @@ import (
 	"io"
 	"os"
 	"reflect"
-	"runtime"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
-	"google.golang.org/grpc"
 
 	"github.com/slipwayhq/slipway/core"
 	"github.com/slipwayhq/slipway/core/errdefs"
@@ -139,16 +137,9 @@ func ServeConfig(p Plugin, log hclog.Logger) *plugin.ServeConfig {
 	return &plugin.ServeConfig{
 		HandshakeConfig:  hostapi.Handshake,
 		VersionedPlugins: hostapi.VersionedPlugins(GRPCPlugin(p, log)),
-		GRPCServer:       grpcServer,
+		GRPCServer:       plugin.DefaultGRPCServer,
 		Logger:           log,
 	}
-}
-
-// grpcServer is go-plugin's gRPC server with a fixed set of goroutines serving the calls:
-// a worker's stack has grown to what decoding a record takes after its first call, where a
-// goroutine per call grows (copies) its stack each time.
-func grpcServer(opts []grpc.ServerOption) *grpc.Server {
-	return grpc.NewServer(append(opts, grpc.NumStreamWorkers(uint32(max(2, runtime.GOMAXPROCS(0)))))...)
 }
 
 // GRPCPlugin returns the go-plugin plugin that serves p, for in-memory tests
