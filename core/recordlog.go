@@ -34,7 +34,7 @@ import (
 //	crc      uint32  CRC-32C of generation, sequence and payload
 //	gen      uint64  generation: one more after each checkpoint
 //	seq      uint64  1, 2, 3... within a generation
-//	payload  JSON of a logOp
+//	payload  a logOp (see encodeOp)
 //
 // A checkpoint applies the entries to the database in one bbolt commit, durable before the
 // log is reused, and starts a new generation at offset 0 without clearing the file.
@@ -71,8 +71,9 @@ type recordLog struct {
 // put or delete and the event to log, or an event alone (ID empty).
 type logOp struct {
 	ID string `json:"id,omitempty"`
-	// Record is the record to store; nil means delete the container ID.
-	Record json.RawMessage `json:"record,omitempty"`
+	// Record is the record to store, JSON; nil means delete the container ID. It follows
+	// the JSON of the rest in the payload (see encodeOp), so that it is not scanned again.
+	Record json.RawMessage `json:"-"`
 	// Name is put for ID with a Record, and deleted (when it still names ID) without one.
 	Name  string `json:"name,omitempty"`
 	Event *Event `json:"event,omitempty"`
@@ -197,14 +198,43 @@ func readLog(data []byte) (uint64, []*logOp) {
 		if g != gen || seq != uint64(len(ops))+1 {
 			break
 		}
-		op := new(logOp)
-		if err := json.Unmarshal(data[off+logHeader:end], op); err != nil {
+		op, err := decodeOp(data[off+logHeader : end])
+		if err != nil {
 			break
 		}
 		ops = append(ops, op)
 		off = end
 	}
 	return gen, ops
+}
+
+// encodeOp returns the payload of op: the length of the JSON of op without its record (a
+// uvarint), that JSON, then the record as it is. Encoding the record inside the JSON would
+// make encoding/json scan and compact it again, which costs more than the fdatasync's
+// share of a small write.
+func encodeOp(op *logOp) ([]byte, error) {
+	meta, err := json.Marshal(op)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, binary.MaxVarintLen64+len(meta)+len(op.Record))
+	out = binary.AppendUvarint(out, uint64(len(meta)))
+	return append(append(out, meta...), op.Record...), nil
+}
+
+func decodeOp(p []byte) (*logOp, error) {
+	n, k := binary.Uvarint(p)
+	if k <= 0 || n > uint64(len(p)-k) {
+		return nil, errors.New("bad log entry")
+	}
+	op := new(logOp)
+	if err := json.Unmarshal(p[k:k+int(n)], op); err != nil {
+		return nil, err
+	}
+	if rest := p[k+int(n):]; len(rest) > 0 {
+		op.Record = append(json.RawMessage(nil), rest...)
+	}
+	return op, nil
 }
 
 // appendFrame appends the frame of one entry to buf.
@@ -264,7 +294,7 @@ func (l *recordLog) write(batch []*logCall) error {
 	var ops []*logOp
 	for _, c := range batch {
 		for _, op := range c.ops {
-			payload, err := json.Marshal(op)
+			payload, err := encodeOp(op)
 			if err != nil {
 				return fmt.Errorf("encode log entry: %w", err)
 			}

@@ -237,7 +237,7 @@ func TestRecordLogParallelCommitsShareWrites(t *testing.T) {
 
 func frame(t *testing.T, gen, seq uint64, op *logOp) []byte {
 	t.Helper()
-	b, err := json.Marshal(op)
+	b, err := encodeOp(op)
 	if err != nil {
 		t.Fatal(err)
 	}
