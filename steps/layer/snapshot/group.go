@@ -33,8 +33,9 @@ type groupStore struct {
 	mu      sync.Mutex
 	pending []*groupCall
 	leading bool
-	// groups counts the write transactions run, for tests.
-	groups atomic.Int64
+	// groups counts the write transactions run, and entered the write calls made, for
+	// tests.
+	groups, entered atomic.Int64
 }
 
 type groupCall struct {
@@ -76,6 +77,7 @@ func (g *groupStore) WithTransaction(ctx context.Context, writable bool, fn stor
 	lead := !g.leading
 	g.leading = true
 	g.mu.Unlock()
+	g.entered.Add(1)
 	if !lead && !<-c.wake {
 		return c.err
 	}

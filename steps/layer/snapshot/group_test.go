@@ -47,19 +47,19 @@ func holdWriter(t *testing.T, g *groupStore) func() {
 	return func() { tx.Rollback() }
 }
 
-// waitPending waits until n calls wait in the store's queue.
-func waitPending(t *testing.T, g *groupStore, n int) {
+// waitEntered waits until the store has received n write calls since it had received
+// before: with the writer lock held (holdWriter), each is then queued or in the group that
+// waits for the lock.
+func waitEntered(t *testing.T, g *groupStore, before int64, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		g.mu.Lock()
-		got := len(g.pending)
-		g.mu.Unlock()
-		if got >= n {
+		got := g.entered.Load() - before
+		if got >= int64(n) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d calls queued, want %d", got, n)
+			t.Fatalf("%d calls made, want %d", got, n)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -120,13 +120,15 @@ func TestGroupCommitSharesOneTransaction(t *testing.T) {
 	}
 	const n = 16
 	release := holdWriter(t, g)
+	before := g.entered.Load()
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i := range n {
 		wg.Go(func() { _, errs[i] = sn.Prepare(ctx, fmt.Sprintf("c%d", i), "base") })
 	}
-	// The first caller leads and waits for the writer lock alone; the others queue.
-	waitPending(t, g, n-1)
+	// The first caller leads and waits for the writer lock with the calls that queued
+	// before it took them; the others queue.
+	waitEntered(t, g, before, n)
 	release()
 	wg.Wait()
 	for i, err := range errs {
@@ -203,12 +205,13 @@ func TestGroupCommitFailureAbortsOnlyItsOwn(t *testing.T) {
 	}
 
 	release := holdWriter(t, g)
+	before := g.entered.Load()
 	var wg sync.WaitGroup
 	errs := make([]error, len(calls))
 	for i, c := range calls {
 		wg.Go(func() { _, errs[i] = sn.Prepare(ctx, c.key, c.parent) })
 	}
-	waitPending(t, g, len(calls)-1)
+	waitEntered(t, g, before, len(calls))
 	release()
 	wg.Wait()
 
@@ -237,12 +240,13 @@ func TestGroupCommitFailureAbortsOnlyItsOwn(t *testing.T) {
 
 	// Removals grouped with a failing one behave the same.
 	release = holdWriter(t, g)
+	before = g.entered.Load()
 	keys := []string{"c0", "missing-key", "c1", "c2", "dup"}
 	rerrs := make([]error, len(keys))
 	for i, k := range keys {
 		wg.Go(func() { rerrs[i] = sn.Remove(ctx, k) })
 	}
-	waitPending(t, g, len(keys)-1)
+	waitEntered(t, g, before, len(keys))
 	release()
 	wg.Wait()
 	for i, k := range keys {
