@@ -220,17 +220,9 @@ func (s *Store) Delete(ctx context.Context, ref string, usedBy UsedBy) ([]image.
 	)
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		resp, deleted = nil, nil
-		found, name, err := lookup(tx, ref)
+		r, name, err := lookupWhole(tx, ref)
 		if err != nil {
 			return err
-		}
-		// The whole image, also when a digest named one of its platforms.
-		r, err := getRecord(tx, found.ID)
-		if err != nil {
-			return err
-		}
-		if r == nil {
-			return errdefs.Internal(fmt.Errorf("image %s vanished", found.ID))
 		}
 		names := tx.Bucket(bucketImages).Bucket(bucketNames)
 		user := func() (string, bool) {
@@ -425,16 +417,9 @@ func (s *Store) Tag(ctx context.Context, ref, newName string) (id, name string, 
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	err = s.db.Update(func(tx *bolt.Tx) error {
-		found, _, err := lookup(tx, ref)
+		r, _, err := lookupWhole(tx, ref)
 		if err != nil {
 			return err
-		}
-		r, err := getRecord(tx, found.ID)
-		if err != nil {
-			return err
-		}
-		if r == nil {
-			return errdefs.Internal(fmt.Errorf("image %s vanished", found.ID))
 		}
 		id = r.ID
 		names := tx.Bucket(bucketImages).Bucket(bucketNames)

@@ -97,6 +97,23 @@ func lookup(tx *bolt.Tx, ref string) (*record, string, error) {
 	return nil, "", notFound(parsed)
 }
 
+// lookupWhole is lookup for a change to the image: it returns the whole image record, also
+// when ref is a digest that names one of its platforms.
+func lookupWhole(tx *bolt.Tx, ref string) (*record, string, error) {
+	found, name, err := lookup(tx, ref)
+	if err != nil {
+		return nil, "", err
+	}
+	r, err := getRecord(tx, found.ID)
+	if err != nil {
+		return nil, "", err
+	}
+	if r == nil {
+		return nil, "", errdefs.Internal(fmt.Errorf("image %s vanished", found.ID))
+	}
+	return r, name, nil
+}
+
 // lookupPrefix finds the image whose ID starts with sha256:<hexPrefix>.
 func lookupPrefix(tx *bolt.Tx, hexPrefix string) (r *record, ambiguous bool, err error) {
 	prefix := []byte(string(digest.SHA256) + ":" + hexPrefix)
