@@ -2,7 +2,6 @@ package hostapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -267,7 +266,7 @@ func (h *CallHost) Container(ctx context.Context, ref string) (*spec.Record, err
 		return nil, h.rpcErr("LookupContainer", err)
 	}
 	var rec spec.Record
-	if err := json.Unmarshal(resp.GetRecord(), &rec); err != nil {
+	if err := unmarshalWire(resp.GetRecord(), &rec); err != nil {
 		return nil, errdefs.Internal(fmt.Errorf("host callback LookupContainer: decode record: %w", err))
 	}
 	return &rec, nil
@@ -284,7 +283,7 @@ func (h *CallHost) Image(ctx context.Context, ref string) (*spec.Image, error) {
 		return nil, h.rpcErr("ResolveImage", err)
 	}
 	var img spec.Image
-	if err := json.Unmarshal(resp.GetImage(), &img); err != nil {
+	if err := unmarshalWire(resp.GetImage(), &img); err != nil {
 		return nil, errdefs.Internal(fmt.Errorf("host callback ResolveImage: decode image: %w", err))
 	}
 	return &img, nil

@@ -56,6 +56,21 @@ func NewClient(done context.Context, conn grpc.ClientConnInterface) *Client {
 	}
 }
 
+// UseChannel sends the stage calls over conn (a plugin's fd Channel) from now on; Describe,
+// Configure and the host callbacks stay on the gRPC connection. Call it before any stage
+// call.
+func (c *Client) UseChannel(conn grpc.ClientConnInterface) {
+	c.verify = pluginpb.NewVerifyClient(conn)
+	c.image = pluginpb.NewImageClient(conn)
+	c.merge = pluginpb.NewMergeClient(conn)
+	c.security = pluginpb.NewSecurityClient(conn)
+	c.network = pluginpb.NewNetworkClient(conn)
+	c.layer = pluginpb.NewLayerClient(conn)
+	c.mkdir = pluginpb.NewMkdirClient(conn)
+	c.register = pluginpb.NewRegisterClient(conn)
+	c.check = pluginpb.NewCheckClient(conn)
+}
+
 // Done is closed when the plugin process is gone.
 func (c *Client) Done() <-chan struct{} { return c.done.Done() }
 
@@ -75,7 +90,7 @@ func (c *Client) Configure(ctx context.Context, config json.RawMessage) error {
 }
 
 func encode(v any) ([]byte, error) {
-	b, err := json.Marshal(v)
+	b, err := marshalWire(v)
 	if err != nil {
 		return nil, errdefs.Internal(fmt.Errorf("hostapi: encode: %w", err))
 	}
@@ -90,7 +105,7 @@ func decode[T any](resp *pluginpb.OutputResponse, err error) (*T, error) {
 		return nil, nil
 	}
 	out := new(T)
-	if err := json.Unmarshal(resp.GetOutput(), out); err != nil {
+	if err := unmarshalWire(resp.GetOutput(), out); err != nil {
 		return nil, errdefs.Internal(fmt.Errorf("hostapi: decode plugin output: %w", err))
 	}
 	return out, nil

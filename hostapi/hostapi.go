@@ -68,7 +68,7 @@ const (
 )
 
 // Capabilities is what a plugin built with this version of hostapi reports.
-var Capabilities = []string{CapJSONRecords, CapConfigure, CapUndoByID, CapHostCallbacks}
+var Capabilities = []string{CapJSONRecords, CapConfigure, CapUndoByID, CapHostCallbacks, CapFDChannel}
 
 // RequiredCapabilities is what a host built with this version of hostapi needs.
 var RequiredCapabilities = []string{CapJSONRecords, CapConfigure}

@@ -67,8 +67,12 @@ func connect(t *testing.T, b hostapi.Backend) *hostapi.Client {
 }
 
 // TestClassesCrossTheWire sends an error of every class through a real gRPC connection and
-// checks that class and message arrive unchanged.
+// through the fd channel, and checks that class and message arrive unchanged.
 func TestClassesCrossTheWire(t *testing.T) {
+	forEachTransport(t, testClassesCrossTheWire)
+}
+
+func testClassesCrossTheWire(t *testing.T, connect func(*testing.T, hostapi.Backend) *hostapi.Client) {
 	msgs := map[string]error{
 		"inval":    errdefs.InvalidArgument(errors.New("invalid IPv4 address: x")),
 		"notfound": errdefs.NotFound(errors.New("network x not found")),
@@ -116,6 +120,10 @@ func TestClassesCrossTheWire(t *testing.T) {
 }
 
 func TestNotConfiguredAndBadConfig(t *testing.T) {
+	forEachTransport(t, testNotConfiguredAndBadConfig)
+}
+
+func testNotConfiguredAndBadConfig(t *testing.T, connect func(*testing.T, hostapi.Backend) *hostapi.Client) {
 	b := &backend{stages: hostapi.Stages{Network: net{}}}
 	c := connect(t, b)
 	n, _ := hostapi.StageView(spec.StageNetwork, c)
@@ -130,6 +138,10 @@ func TestNotConfiguredAndBadConfig(t *testing.T) {
 
 // TestUnservedStageIsATransportError calls a stage the plugin does not serve.
 func TestUnservedStageIsATransportError(t *testing.T) {
+	forEachTransport(t, testUnservedStageIsATransportError)
+}
+
+func testUnservedStageIsATransportError(t *testing.T, connect func(*testing.T, hostapi.Backend) *hostapi.Client) {
 	c := connect(t, &backend{stages: hostapi.Stages{Network: net{}}, config: []byte("{}")})
 	_, err := c.PrepareRootFS(context.Background(), &spec.Record{ID: "x"})
 	var te *hostapi.TransportError

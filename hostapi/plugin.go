@@ -2,6 +2,8 @@ package hostapi
 
 import (
 	"context"
+	"fmt"
+	"os"
 
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
@@ -16,9 +18,23 @@ type GRPCPlugin struct {
 
 var _ plugin.GRPCPlugin = (*GRPCPlugin)(nil)
 
-// GRPCServer registers the backend's services.
+// GRPCServer registers the backend's services, and serves them on the fd channel too when
+// the host offers one (see CapFDChannel). It runs before go-plugin's handshake, so the host
+// knows whether the channel is served by the time it connects.
 func (p *GRPCPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error {
-	RegisterWithBroker(s, p.Backend, broker)
+	b := newServed(p.Backend, broker)
+	registerServices(s, b)
+	ctl, err := openChannel()
+	if err != nil {
+		// The host falls back to gRPC when the channel does not answer.
+		fmt.Fprintf(os.Stderr, "slipway plugin: fd channel not served: %v\n", err)
+		return nil
+	}
+	if ctl != nil {
+		cs := newChannelServer()
+		registerServices(cs, b)
+		go func() { _ = cs.serve(ctl) }()
+	}
 	return nil
 }
 

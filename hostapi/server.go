@@ -2,7 +2,6 @@ package hostapi
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/hashicorp/go-plugin"
@@ -74,13 +73,21 @@ func Register(s *grpc.Server, b Backend) { RegisterWithBroker(s, b, nil) }
 // RegisterWithBroker is Register with host callbacks: Configure dials the host's Host
 // service on broker, and stage implementations find it with HostFromContext.
 func RegisterWithBroker(s *grpc.Server, be Backend, broker *plugin.GRPCBroker) {
+	registerServices(s, newServed(be, broker))
+}
+
+func newServed(be Backend, broker *plugin.GRPCBroker) *served {
 	var hd *hostDialer
 	if broker != nil {
 		hd = &hostDialer{broker: broker}
 	}
-	b := &served{Backend: be, host: hd}
+	return &served{Backend: be, host: hd}
+}
+
+// registerServices registers the Plugin service and the service of every stage b serves.
+func registerServices(s grpc.ServiceRegistrar, b *served) {
 	pluginpb.RegisterPluginServer(s, pluginServer{b: b})
-	st := be.Stages()
+	st := b.Stages()
 	if st.Verify != nil {
 		pluginpb.RegisterVerifyServer(s, verifyServer{b: b, s: st.Verify})
 	}
@@ -134,7 +141,7 @@ func record(b *served, req *pluginpb.RecordRequest) (*spec.Record, error) {
 		return nil, err
 	}
 	var rec spec.Record
-	if err := json.Unmarshal(req.GetRecord(), &rec); err != nil {
+	if err := unmarshalWire(req.GetRecord(), &rec); err != nil {
 		return nil, errdefs.InvalidArgument(fmt.Errorf("hostapi: decode record: %w", err))
 	}
 	return &rec, nil
@@ -150,7 +157,7 @@ func output[T any](ctx context.Context, b *served, req *pluginpb.RecordRequest, 
 	if err != nil {
 		return nil, ToStatus(err)
 	}
-	body, err := json.Marshal(out)
+	body, err := marshalWire(out)
 	if err != nil {
 		return nil, ToStatus(errdefs.Internal(fmt.Errorf("hostapi: encode output: %w", err)))
 	}
@@ -183,14 +190,14 @@ func (v verifyServer) Verify(ctx context.Context, req *pluginpb.VerifyRequest) (
 		return nil, ToStatus(err)
 	}
 	var cr spec.CreateRequest
-	if err := json.Unmarshal(req.GetRequest(), &cr); err != nil {
+	if err := unmarshalWire(req.GetRequest(), &cr); err != nil {
 		return nil, ToStatus(errdefs.InvalidArgument(fmt.Errorf("hostapi: decode request: %w", err)))
 	}
 	out, err := v.s.Verify(v.b.host.withCall(ctx, req.GetCall()), &cr)
 	if err != nil {
 		return nil, ToStatus(err)
 	}
-	body, err := json.Marshal(out)
+	body, err := marshalWire(out)
 	if err != nil {
 		return nil, ToStatus(errdefs.Internal(fmt.Errorf("hostapi: encode output: %w", err)))
 	}

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
@@ -51,8 +53,10 @@ func benchNetwork(b *testing.B, n core.Networker, undo bool) {
 	rec := benchRecord(b)
 	js, _ := json.Marshal(rec)
 	ctx := context.Background()
+	d := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		start := time.Now()
 		if _, err := n.ConfigureNetwork(ctx, rec); err != nil {
 			b.Fatal(err)
 		}
@@ -61,35 +65,45 @@ func benchNetwork(b *testing.B, n core.Networker, undo bool) {
 				b.Fatal(err)
 			}
 		}
+		d = append(d, time.Since(start))
 	}
+	b.StopTimer()
 	// After the loop: ResetTimer drops the metrics reported before it.
 	b.ReportMetric(float64(len(js)), "record-bytes")
+	slices.Sort(d)
+	b.ReportMetric(float64(d[len(d)/2].Microseconds()), "p50-µs")
+}
+
+func benchPlugin(b *testing.B, grpcOnly bool, env *core.Env) {
+	p, sha := plugintest.Build(b, "github.com/slipwayhq/slipway/plugins/host/testdata/noop")
+	ref := host.PluginRef{Name: "noop", Path: p, SHA256: sha, GRPCOnly: grpcOnly}
+	var (
+		v   any
+		err error
+	)
+	if env != nil {
+		v, err = host.NewWithEnv(context.Background(), spec.StageNetwork, ref, *env)
+	} else {
+		v, err = host.New(context.Background(), spec.StageNetwork, ref, hclog.NewNullLogger())
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer v.(core.Closer).Close()
+	benchNetwork(b, v.(core.Networker), false)
 }
 
 // BenchmarkCall measures one ConfigureNetwork call of a stage that does nothing, in process
-// and through a plugin binary: the difference is what a plugin adds per call.
+// and through a plugin binary (over the fd channel, and over gRPC alone): the difference is
+// what a plugin adds per call.
 func BenchmarkCall(b *testing.B) {
 	b.Run("inprocess", func(b *testing.B) { benchNetwork(b, noop.Net{}, false) })
-	b.Run("plugin", func(b *testing.B) {
-		p, sha := plugintest.Build(b, "github.com/slipwayhq/slipway/plugins/host/testdata/noop")
-		v, err := host.New(context.Background(), spec.StageNetwork, host.PluginRef{Name: "noop", Path: p, SHA256: sha}, hclog.NewNullLogger())
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer v.(core.Closer).Close()
-		benchNetwork(b, v.(core.Networker), false)
-	})
+	b.Run("plugin", func(b *testing.B) { benchPlugin(b, false, nil) })
+	b.Run("plugin-grpc", func(b *testing.B) { benchPlugin(b, true, nil) })
 	// With an engine environment every call is registered with the Host service (the noop
 	// stage makes no callback): what offering callbacks adds to a call.
 	b.Run("plugin-hostenv", func(b *testing.B) {
-		p, sha := plugintest.Build(b, "github.com/slipwayhq/slipway/plugins/host/testdata/noop")
-		env := core.Env{Logger: hclog.NewNullLogger(), Host: noHost{}}
-		v, err := host.NewWithEnv(context.Background(), spec.StageNetwork, host.PluginRef{Name: "noop", Path: p, SHA256: sha}, env)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer v.(core.Closer).Close()
-		benchNetwork(b, v.(core.Networker), false)
+		benchPlugin(b, false, &core.Env{Logger: hclog.NewNullLogger(), Host: noHost{}})
 	})
 }
 
@@ -184,13 +198,18 @@ func BenchmarkCreate(b *testing.B) {
 			}
 		})
 	})
-	b.Run("plugins", func(b *testing.B) {
-		run(b, func(root string) func(core.Pipeline) core.Pipeline {
-			n := plugintest.Install(b, root, netfilePkg, "netfile", netCfg(root))
-			l := plugintest.Install(b, root, "github.com/slipwayhq/slipway/examples/plugins/storagecopy/cmd/storagecopy", "storagecopy", layerCfg(root))
-			return func(p core.Pipeline) core.Pipeline {
-				return p.With(host.Impl(spec.StageNetwork, n)).With(host.Impl(spec.StageLayer, l))
-			}
-		})
-	})
+	plugins := func(grpcOnly bool) func(b *testing.B) {
+		return func(b *testing.B) {
+			run(b, func(root string) func(core.Pipeline) core.Pipeline {
+				n := plugintest.Install(b, root, netfilePkg, "netfile", netCfg(root))
+				l := plugintest.Install(b, root, "github.com/slipwayhq/slipway/examples/plugins/storagecopy/cmd/storagecopy", "storagecopy", layerCfg(root))
+				n.GRPCOnly, l.GRPCOnly = grpcOnly, grpcOnly
+				return func(p core.Pipeline) core.Pipeline {
+					return p.With(host.Impl(spec.StageNetwork, n)).With(host.Impl(spec.StageLayer, l))
+				}
+			})
+		}
+	}
+	b.Run("plugins", plugins(false))
+	b.Run("plugins-grpc", plugins(true))
 }

@@ -39,6 +39,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"regexp"
 	"runtime"
@@ -80,6 +81,10 @@ type PluginRef struct {
 	StartTimeout time.Duration
 	// Env is added to the plugin's otherwise empty environment ("KEY=value").
 	Env []string
+	// GRPCOnly keeps the stage calls on go-plugin's gRPC connection even when the plugin
+	// serves the fd channel (hostapi.CapFDChannel), which is faster: for comparing the two
+	// and for debugging with gRPC tools.
+	GRPCOnly bool
 }
 
 // ImplName is the implementation name recorded in containers for a plugin:
@@ -342,7 +347,7 @@ type procPool struct {
 
 func procKey(p PluginRef) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%s\x00", p.Name, p.Path, p.digest(), p.Config, strings.Join(p.Env, "\x00"))
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%s\x00%t\x00", p.Name, p.Path, p.digest(), p.Config, strings.Join(p.Env, "\x00"), p.GRPCOnly)
 	return hex.EncodeToString(h.Sum(nil))
 }
 
@@ -481,10 +486,19 @@ func Restarts() uint64 { return restarts.Load() }
 type instance struct {
 	client *plugin.Client
 	api    *hostapi.Client
+	ch     *hostapi.Channel // the fd channel, when the stage calls use it
 	pid    int
 	stderr *tail
 	desc   hostapi.Description
 	once   sync.Once
+}
+
+// transport names how the stage calls travel: "fd-channel" or "grpc".
+func (i *instance) transport() string {
+	if i.ch != nil {
+		return "fd-channel"
+	}
+	return "grpc"
 }
 
 // fixedName keeps the plugin's logger name: go-plugin would name it after the binary's
@@ -510,7 +524,7 @@ func launch(ctx context.Context, ref PluginRef, log hclog.Logger) (*instance, er
 		inst.kill(true)
 		return nil, err
 	}
-	log.Debug("plugin started", "pid", inst.pid, "version", inst.desc.Version, "protocol", inst.client.NegotiatedVersion())
+	log.Debug("plugin started", "pid", inst.pid, "version", inst.desc.Version, "protocol", inst.client.NegotiatedVersion(), "transport", inst.transport())
 	return inst, nil
 }
 
@@ -524,6 +538,19 @@ func start(ctx context.Context, ref PluginRef, log hclog.Logger) (*instance, err
 	cmd := exec.Command(ref.Path)
 	cmd.Env = append([]string{}, ref.Env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// Offer the fd channel: the first file past stdin, stdout and stderr is descriptor 3.
+	var ch *hostapi.Channel
+	if !ref.GRPCOnly {
+		c, child, err := hostapi.NewChannel()
+		if err != nil {
+			log.Warn("cannot make the plugin's fd channel; its calls use gRPC", "error", err)
+		} else {
+			ch = c
+			defer child.Close() // the child has its own copy once started
+			cmd.ExtraFiles = []*os.File{child}
+			cmd.Env = append(cmd.Env, hostapi.ChannelFDEnv+"=3")
+		}
+	}
 	st := &tail{}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  hostapi.Handshake,
@@ -543,6 +570,9 @@ func start(ctx context.Context, ref PluginRef, log hclog.Logger) (*instance, err
 	onLauncher(func() { _, startErr = client.Start() })
 	fail := func(err error) (*instance, error) {
 		killClient(client, true)
+		if ch != nil {
+			ch.Close()
+		}
 		return nil, err
 	}
 	if startErr != nil {
@@ -579,6 +609,17 @@ func start(ctx context.Context, ref PluginRef, log hclog.Logger) (*instance, err
 		return fail(errdefs.FailedPrecondition(fmt.Errorf("plugin %s %s lacks capabilities %s that this Slipway needs (it has: %s)",
 			ref.Name, inst.desc.Version, strings.Join(miss, ", "), strings.Join(inst.desc.Capabilities, ", "))))
 	}
+	if ch != nil {
+		if len(inst.desc.Missing([]string{hostapi.CapFDChannel})) > 0 {
+			ch.Close()
+		} else if err := ch.Ready(time.Second); err != nil {
+			log.Warn("plugin lists the fd channel but does not serve it; its calls use gRPC", "error", err)
+			ch.Close()
+		} else {
+			inst.ch = ch
+			inst.api.UseChannel(ch)
+		}
+	}
 	return inst, nil
 }
 
@@ -609,6 +650,9 @@ func Describe(ctx context.Context, p PluginRef, log hclog.Logger) (hostapi.Descr
 // SIGKILLs its process group, so children it started go too.
 func (i *instance) kill(hard bool) {
 	i.once.Do(func() {
+		if i.ch != nil {
+			defer i.ch.Close()
+		}
 		if hard && i.pid > 0 {
 			_ = syscall.Kill(-i.pid, syscall.SIGKILL)
 		}

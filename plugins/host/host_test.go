@@ -166,6 +166,11 @@ func assertNoProcess(t *testing.T, path string) {
 // and the next create must succeed on a new plugin process.
 func TestMisbehavingPluginRunUndone(t *testing.T) {
 	needRoot(t)
+	t.Run("fd-channel", func(t *testing.T) { testMisbehavingPluginRunUndone(t, false) })
+	t.Run("grpc", func(t *testing.T) { testMisbehavingPluginRunUndone(t, true) })
+}
+
+func testMisbehavingPluginRunUndone(t *testing.T, grpcOnly bool) {
 	for _, tc := range []struct{ mode, want string }{
 		{"sigkill", "plugin misbehave failed during network.ConfigureNetwork"},
 		{"sleep", "plugin misbehave did not answer network.ConfigureNetwork within 1s; killed it"},
@@ -174,7 +179,7 @@ func TestMisbehavingPluginRunUndone(t *testing.T) {
 		t.Run(tc.mode, func(t *testing.T) {
 			root, dir := plugintest.TempDir(t), plugintest.TempDir(t)
 			ref := plugintest.Install(t, root, misbehavePkg, "misbehave", misbehaveConfig(tc.mode, dir))
-			ref.Timeout = time.Second
+			ref.Timeout, ref.GRPCOnly = time.Second, grpcOnly
 			e, err := openEngine(t, root, ref, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -222,6 +227,60 @@ func TestMisbehavingPluginRunUndone(t *testing.T) {
 				t.Fatal(err)
 			}
 			assertNoProcess(t, ref.Path)
+		})
+	}
+}
+
+// TestTransport checks which way the stage calls travel: over the fd channel when the
+// plugin serves it, over gRPC when the host is told so, when the plugin predates the
+// channel, and when it lists the channel without serving it (the host waits a second for
+// it, warns and goes on); and that calls work every way.
+func TestTransport(t *testing.T) {
+	for _, tc := range []struct {
+		name, fixture string
+		grpcOnly      bool
+		want, warn    string
+	}{
+		{"served", "", false, "fd-channel", ""},
+		{"grpc-only", "", true, "grpc", ""},
+		{"old-plugin", "old", false, "grpc", ""},
+		{"not-served", "silent", false, "grpc", "plugin lists the fd channel but does not serve it"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root, dir := plugintest.TempDir(t), plugintest.TempDir(t)
+			ref := plugintest.Install(t, root, misbehavePkg, "misbehave", misbehaveConfig("", dir))
+			ref.GRPCOnly = tc.grpcOnly
+			if tc.fixture != "" {
+				ref.Env = []string{"FIXTURE_CHANNEL=" + tc.fixture}
+			}
+			var logs logBuffer
+			log := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Debug})
+			v, err := host.New(context.Background(), spec.StageNetwork, ref, log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer v.(core.Closer).Close()
+			if l := logs.String(); !strings.Contains(l, "plugin started:") || !strings.Contains(l, "transport="+tc.want) {
+				t.Errorf("log does not say transport=%s:\n%s", tc.want, l)
+			}
+			if warned := strings.Contains(logs.String(), "does not serve it"); warned != (tc.warn != "") || !strings.Contains(logs.String(), tc.warn) {
+				t.Errorf("log should warn %q (only then):\n%s", tc.warn, logs.String())
+			}
+			n := v.(core.Networker)
+			rec := plugintest.NetworkRecord(t)
+			out, err := n.ConfigureNetwork(context.Background(), rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l, _ := netfile.ReadLeases(dir); len(l) != 1 || out.Networks["bridge"] == nil || l[rec.ID] != out.Networks["bridge"].IPAddress {
+				t.Fatalf("lease %v, output %+v", l, out)
+			}
+			if err := n.Undo(context.Background(), rec); err != nil {
+				t.Fatal(err)
+			}
+			if l, _ := netfile.ReadLeases(dir); len(l) != 0 {
+				t.Fatalf("leases after undo: %v", l)
+			}
 		})
 	}
 }

@@ -1,7 +1,8 @@
 // Command misbehave is a test fixture: the netfile network stage, which misbehaves in
 // ConfigureNetwork, after leasing its address, for containers whose name starts with
 // "fault" (mode from the config: sigkill, sleep, panic, fail-undofail), and which speaks
-// the plugin protocol version in $FIXTURE_PROTOCOL when set.
+// the plugin protocol version in $FIXTURE_PROTOCOL when set. $FIXTURE_CHANNEL=old makes it
+// a plugin without the fd channel, =silent one that lists the channel but does not serve it.
 package main
 
 import (
@@ -73,6 +74,21 @@ func (f *fixture) Undo(ctx context.Context, rec *spec.Record) error {
 }
 
 func main() {
+	switch os.Getenv("FIXTURE_CHANNEL") {
+	case "old":
+		// As a plugin built before the fd channel: it neither lists nor serves it.
+		var caps []string
+		for _, c := range hostapi.Capabilities {
+			if c != hostapi.CapFDChannel {
+				caps = append(caps, c)
+			}
+		}
+		hostapi.Capabilities = caps
+		os.Unsetenv(hostapi.ChannelFDEnv)
+	case "silent":
+		// It lists the channel but does not serve it.
+		os.Unsetenv(hostapi.ChannelFDEnv)
+	}
 	cfg := &config{Netfile: netfile.DefaultConfig()}
 	p := sdk.Plugin{Name: "misbehave", Version: "0.0.1", Network: &fixture{Net: netfile.New(), cfg: cfg}, Config: cfg}
 	if v, _ := strconv.Atoi(os.Getenv("FIXTURE_PROTOCOL")); v != 0 && v != hostapi.ProtocolVersion {
