@@ -10,6 +10,15 @@
 // fields in protobuf and keeps the wire current as moby adds fields. Names, versions,
 // capabilities, the config schema and warnings are typed protobuf fields.
 //
+// Stage calls may skip gRPC: a host that launches a plugin offers it a private fd channel
+// (channel.go), a socket pair per call in flight carrying the same methods, messages and
+// statuses in plain length-prefixed frames, and a plugin that serves it (CapFDChannel) gets
+// its stage calls there, at about a fifth of the cost of a gRPC call. Describe, Configure
+// and the host callbacks always use gRPC.
+//
+// The JSON of records and outputs leaves out struct fields that hold their zero value
+// (codec.go): smaller, faster to decode, and the same value once decoded.
+//
 // Plugins speak go-plugin in gRPC-only mode. Handshake and VersionedPlugins fix the
 // go-plugin handshake and protocol version (ProtocolVersion); Capabilities lists what this
 // side of the contract offers, and Describe reports the plugin's list, so that additions

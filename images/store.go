@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	jsonv1 "github.com/go-json-experiment/json/v1"
 	"io"
 	"sync"
 	"time"
@@ -259,7 +260,9 @@ func getRecord(tx *bolt.Tx, id string) (*record, error) {
 		return nil, nil
 	}
 	var r record
-	if err := json.Unmarshal(v, &r); err != nil {
+	// Every create reads its image's record: the decoder of encoding/json/v2 (here its
+	// mirror, with encoding/json's semantics) takes half the time of encoding/json's.
+	if err := jsonv1.Unmarshal(v, &r); err != nil {
 		return nil, errdefs.Internal(fmt.Errorf("image record %s: %w", id, err))
 	}
 	if len(r.Platforms) == 0 {

@@ -15,6 +15,14 @@
 // After the launch the host asks the plugin to Describe itself, refuses one that lacks a
 // required capability or does not serve the stage, and Configures it with PluginRef.Config.
 //
+// Transport: the host also hands every plugin the control socket of a private fd channel
+// (descriptor 3, see hostapi.Channel). When the plugin lists hostapi.CapFDChannel and says
+// on the socket that it serves it, the stage calls go over the channel, a socket pair per
+// call in flight, which costs a fifth of a gRPC call; Describe, Configure and the host
+// callbacks stay on gRPC. A plugin built before the channel, or one that lists it without
+// serving it (the host waits a second, warns and goes on), gets its calls over gRPC, as does
+// every plugin with PluginRef.GRPCOnly. The "plugin started" debug line says which.
+//
 // Calls: every call has a deadline (PluginRef.Timeout, 30 s by default; an undo gets the
 // shorter of it and the engine's undo deadline). A stage's own error comes back with its
 // class and message unchanged. A plugin that dies, panics or breaks the connection mid-call,
