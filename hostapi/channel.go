@@ -168,26 +168,30 @@ func (ch *Channel) Invoke(ctx context.Context, method string, args, reply any, _
 	if err := ctx.Err(); err != nil {
 		return status.FromContextError(err).Err()
 	}
-	var timeout time.Duration
-	dl, hasDL := ctx.Deadline()
-	if hasDL {
-		if timeout = time.Until(dl); timeout <= 0 {
-			return status.Error(codes.DeadlineExceeded, context.DeadlineExceeded.Error())
-		}
-	}
-	req, err := requestFrame(method, timeout, in)
-	if err != nil {
-		return status.Errorf(codes.Internal, "plugin channel: %s: encode: %v", method, err)
-	}
 	c, err := ch.get(ctx)
 	if err != nil {
 		return err
 	}
+	// The plugin gets what is left of the deadline once a connection is free.
+	var timeout time.Duration
+	dl, hasDL := ctx.Deadline()
 	if hasDL {
+		if timeout = time.Until(dl); timeout <= 0 {
+			ch.put(c)
+			return status.Error(codes.DeadlineExceeded, context.DeadlineExceeded.Error())
+		}
 		_ = c.SetDeadline(dl)
 	}
+	req, err := requestFrame(method, timeout, in)
+	if err != nil {
+		if hasDL {
+			_ = c.SetDeadline(time.Time{})
+		}
+		ch.put(c)
+		return status.Errorf(codes.Internal, "plugin channel: %s: encode: %v", method, err)
+	}
 	// A cancelled context ends the wait at once; the connection is then given up, and the
-	// plugin sees it closed.
+	// plugin is told on the control socket.
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
 	body, err := roundTrip(c, req)
 	if !stop() || err != nil {

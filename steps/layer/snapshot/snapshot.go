@@ -335,6 +335,7 @@ func (l *Layerer) PrepareRootFS(ctx context.Context, rec *spec.Record) (*spec.Ro
 		return nil, err
 	}
 	d := l.main
+	d.trash.touch()
 	ms, err := d.sn.Prepare(ctx, rec.ID, parent)
 	if cerrdefs.IsNotFound(err) {
 		// The image's layers were pruned (PruneLayers, by this or another instance) after
@@ -456,6 +457,7 @@ func (l *Layerer) Undo(ctx context.Context, rec *spec.Record) error {
 
 // removeActive removes the active snapshot key; a missing one is a success.
 func (l *Layerer) removeActive(ctx context.Context, d *driver, key string) error {
+	d.trash.touch()
 	var dir string
 	if d.name == DriverOverlay {
 		// The overlay snapshotter removes directories asynchronously (see openDriver): find
