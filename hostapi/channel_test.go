@@ -93,6 +93,19 @@ func (b *blocking) ConfigureNetwork(ctx context.Context, rec *spec.Record) (*spe
 
 func (b *blocking) Undo(ctx context.Context, rec *spec.Record) error { return nil }
 
+// waitEnded waits for the blocked call's context to end with want.
+func (b *blocking) waitEnded(t *testing.T, want error) {
+	t.Helper()
+	select {
+	case err := <-b.ended:
+		if !errors.Is(err, want) {
+			t.Errorf("plugin's context ended with %v, want %v", err, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the plugin's context did not end (want %v)", want)
+	}
+}
+
 func networker(t *testing.T, c *hostapi.Client) core.Networker {
 	t.Helper()
 	if err := c.Configure(context.Background(), nil); err != nil {
@@ -122,33 +135,19 @@ func TestChannelDeadlineAndCancel(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("the call returned %s after a 200ms deadline", d)
 	}
-	select {
-	case err := <-st.ended:
-		if !errors.Is(err, context.DeadlineExceeded) {
-			t.Errorf("plugin's context ended with %v, want its deadline", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the plugin's context did not end at the deadline")
-	}
+	st.waitEnded(t, context.DeadlineExceeded)
 
+	<-st.entered // the first call's
 	ctx, cancel = context.WithCancel(context.Background())
 	go func() {
 		<-st.entered
 		cancel()
 	}()
-	<-st.entered // the first call's
 	_, err = nw.ConfigureNetwork(ctx, &spec.Record{ID: "x", Name: "block"})
 	if !errors.Is(err, context.Canceled) && !(errors.As(err, &te) && te.Code == codes.Canceled) {
 		t.Fatalf("cancelled: %v, want Canceled", err)
 	}
-	select {
-	case err := <-st.ended:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("plugin's context ended with %v, want cancelled", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the host gave the call up but the plugin's context was not cancelled")
-	}
+	st.waitEnded(t, context.Canceled)
 
 	// The connections given up are not reused; the channel goes on working.
 	out, err := nw.ConfigureNetwork(context.Background(), &spec.Record{ID: "y", Name: "echo"})

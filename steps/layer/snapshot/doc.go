@@ -26,9 +26,11 @@
 //   - A container's read-write layer is an active snapshot keyed by the container ID, on top
 //     of the image's init layer. It is the only thing a container owns, and the only thing
 //     Undo removes. With overlayfs, Undo deletes the snapshot's metadata, renames its
-//     directory into <root>/overlayfs/trash and returns; a goroutine deletes the trash, and
-//     the next process empties what a crash left there, so a removal costs one rename
-//     instead of a recursive delete while nothing stays behind.
+//     directory into <root>/overlayfs/trash and returns; a goroutine deletes the trash once
+//     the stage pauses (200 ms without a prepare or removal, or at 1024 directories: the
+//     deletions would slow the fsyncs of the runs in flight), Close waits for it, and the
+//     next process empties what a crash left there, so a removal costs one rename instead of
+//     a recursive delete while nothing stays behind.
 //
 // Work in progress uses active snapshots keyed "extract-<random>-<name>"; they are removed
 // when the work fails, and Sweep (run when the stage is built, while one process holds the

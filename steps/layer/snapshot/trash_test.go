@@ -49,12 +49,15 @@ func TestTrashWaitsForAPause(t *testing.T) {
 			tr.touch()
 		}
 	}
-	tr.touch()
-	for _, d := range trashDirs(t, root, 3) {
-		if err := tr.put(d); err != nil {
-			t.Fatal(err)
+	putAll := func(dirs []string) {
+		tr.touch()
+		for _, d := range dirs {
+			if err := tr.put(d); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
+	putAll(trashDirs(t, root, 3))
 	busyFor(3 * trashIdle)
 	if n := trashLen(t, tr); n != 3 {
 		t.Fatalf("trash emptied while busy: %d entries left of 3", n)
@@ -70,12 +73,7 @@ func TestTrashWaitsForAPause(t *testing.T) {
 
 	// Past its backlog it is emptied while busy, down to the backlog.
 	tr.backlog = 2
-	tr.touch()
-	for _, d := range trashDirs(t, root, 5) {
-		if err := tr.put(d); err != nil {
-			t.Fatal(err)
-		}
-	}
+	putAll(trashDirs(t, root, 5))
 	busyFor(3 * trashIdle)
 	if n := trashLen(t, tr); n != 1 {
 		t.Fatalf("trash past its backlog of 2 while busy: %d entries, want 1", n)
