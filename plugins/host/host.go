@@ -21,7 +21,8 @@
 // call in flight, which costs a fifth of a gRPC call; Describe, Configure and the host
 // callbacks stay on gRPC. A plugin built before the channel, or one that lists it without
 // serving it (the host waits a second, warns and goes on), gets its calls over gRPC, as does
-// every plugin with PluginRef.GRPCOnly. The "plugin started" debug line says which.
+// every plugin with PluginRef.GRPCOnly, or all of them with SLIPWAY_PLUGIN_TRANSPORT=grpc in
+// the engine's environment (TransportEnv). The "plugin started" debug line says which.
 //
 // Calls: every call has a deadline (PluginRef.Timeout, 30 s by default; an undo gets the
 // shorter of it and the engine's undo deadline). A stage's own error comes back with its
@@ -501,6 +502,23 @@ type instance struct {
 	once   sync.Once
 }
 
+// TransportEnv, set to "grpc" in the engine's environment, keeps every plugin's stage calls
+// on gRPC, as PluginRef.GRPCOnly does for one: an operator's way around the fd channel
+// without editing pipelines. "fd-channel" or empty is the default.
+const TransportEnv = "SLIPWAY_PLUGIN_TRANSPORT"
+
+func grpcOnlyFromEnv(log hclog.Logger) bool {
+	switch v := os.Getenv(TransportEnv); v {
+	case "", "fd-channel":
+		return false
+	case "grpc":
+		return true
+	default:
+		log.Warn("unknown plugin transport; using the default", "env", TransportEnv, "value", v, "known", "fd-channel, grpc")
+		return false
+	}
+}
+
 // transport names how the stage calls travel: "fd-channel" or "grpc".
 func (i *instance) transport() string {
 	if i.ch != nil {
@@ -548,7 +566,7 @@ func start(ctx context.Context, ref PluginRef, log hclog.Logger) (*instance, err
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	// Offer the fd channel: the first file past stdin, stdout and stderr is descriptor 3.
 	var ch *hostapi.Channel
-	if !ref.GRPCOnly {
+	if !ref.GRPCOnly && !grpcOnlyFromEnv(log) {
 		c, child, err := hostapi.NewChannel()
 		if err != nil {
 			log.Warn("cannot make the plugin's fd channel; its calls use gRPC", "error", err)

@@ -239,14 +239,18 @@ func TestTransport(t *testing.T) {
 	for _, tc := range []struct {
 		name, fixture string
 		grpcOnly      bool
+		env           string
 		want, warn    string
 	}{
-		{"served", "", false, "fd-channel", ""},
-		{"grpc-only", "", true, "grpc", ""},
-		{"old-plugin", "old", false, "grpc", ""},
-		{"not-served", "silent", false, "grpc", "plugin lists the fd channel but does not serve it"},
+		{"served", "", false, "", "fd-channel", ""},
+		{"grpc-only", "", true, "", "grpc", ""},
+		{"env-grpc", "", false, "grpc", "grpc", ""},
+		{"env-fd-channel", "", false, "fd-channel", "fd-channel", ""},
+		{"old-plugin", "old", false, "", "grpc", ""},
+		{"not-served", "silent", false, "", "grpc", "plugin lists the fd channel but does not serve it"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(host.TransportEnv, tc.env)
 			root, dir := plugintest.TempDir(t), plugintest.TempDir(t)
 			ref := plugintest.Install(t, root, misbehavePkg, "misbehave", misbehaveConfig("", dir))
 			ref.GRPCOnly = tc.grpcOnly
