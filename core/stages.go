@@ -70,7 +70,9 @@ type Securer interface {
 // container's read-write snapshot, labelled with rec.Security.MountLabel.
 //
 // Effects: the container's snapshots, keyed by rec.ID; Undo removes them and never a shared
-// image layer. Errors: NotFound for missing image content, Internal and Unavailable for
+// image layer. The undo of a removal (UndoCauseOf) may leave the removal of the snapshots
+// to the background once it is certain to happen, also across a crash of the process, and
+// a later PrepareRootFS of the same ID must then not find them. Errors: NotFound for missing image content, Internal and Unavailable for
 // storage faults. Concurrency: many goroutines, also for the same image.
 type Layerer interface {
 	Undoer

@@ -4,16 +4,17 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/network"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"net/netip"
 
 	"github.com/slipwayhq/slipway/core"
 	"github.com/slipwayhq/slipway/core/coretest"
@@ -105,6 +106,20 @@ func snapshotDirs(root string) []string {
 	return out
 }
 
+// settledSnapshotDirs returns the snapshot directories under root once there are want of
+// them, or after 10 s: the layer stage removes a removed container's snapshot after a
+// pause of 200 ms.
+func settledSnapshotDirs(root string, want int) []string {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s := snapshotDirs(root)
+		if len(s) == want || time.Now().After(deadline) {
+			return s
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // assertClean checks that nothing of any container is left under root beyond the shared
 // image layers counted in base.
 func assertClean(t *testing.T, e *core.Engine, base int) {
@@ -116,7 +131,8 @@ func assertClean(t *testing.T, e *core.Engine, base int) {
 	if ents, _ := os.ReadDir(filepath.Join(root, "volumes")); len(ents) != 0 {
 		t.Errorf("volumes left: %d", len(ents))
 	}
-	if s := snapshotDirs(root); len(s) != base {
+	// A removed container's snapshot goes once the layer stage pauses (its reaper).
+	if s := settledSnapshotDirs(root, base); len(s) != base {
 		t.Errorf("snapshots: %d, want %d shared ones: %v", len(s), base, s)
 	}
 	mi, _ := os.ReadFile("/proc/self/mountinfo")

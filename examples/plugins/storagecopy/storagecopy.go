@@ -78,7 +78,8 @@ func (s *Layer) Setup(ctx context.Context, log hclog.Logger) error {
 			return errdefs.InvalidArgument(fmt.Errorf("storagecopy: content %s is not a content store (no blobs/sha256 directory)", c.Content))
 		}
 	}
-	opts := []snapshot.Option{snapshot.WithSnapshotter("native")}
+	// The host may kill the plugin without closing the stage: removals happen within Undo.
+	opts := []snapshot.Option{snapshot.WithSnapshotter("native"), snapshot.WithoutReaper()}
 	if c.NoSync {
 		opts = append(opts, snapshot.WithNoSync())
 	}

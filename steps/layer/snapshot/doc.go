@@ -25,16 +25,36 @@
 //     /etc/mtab as a symlink to /proc/mounts, owned by the (remapped) root.
 //   - A container's read-write layer is an active snapshot keyed by the container ID, on top
 //     of the image's init layer. It is the only thing a container owns, and the only thing
-//     Undo removes. With overlayfs, Undo deletes the snapshot's metadata, renames its
+//     Undo removes. With overlayfs, the removal deletes the snapshot's metadata, renames its
 //     directory into <root>/overlayfs/trash and returns; a goroutine deletes the trash once
 //     the stage pauses (200 ms without a prepare or removal, or at 1024 directories: the
 //     deletions would slow the fsyncs of the runs in flight), Close waits for it, and the
 //     next process empties what a crash left there, so a removal costs one rename instead of
 //     a recursive delete while nothing stays behind.
 //
+// # Removing a container
+//
+// The undo of a rollback (a create that failed) removes the container's snapshot at once.
+// The undo of a removal (core.UndoCauseOf(ctx).Remove) only notes the key in
+// <root>/<driver>/removing, one append that the page cache keeps when the process dies,
+// and returns: the removal is durable as the engine's deletion of the record, and the
+// snapshot's removal, a commit of the snapshotter's metadata with two fsyncs, waits for a
+// pause of the stage like the trash (or for 256 keys), then runs 16 at a time, so that the
+// metadata store commits them together. A removal thus costs no fsync of the layer stage
+// (1.2 ms became about 0.5 ms on the development machine, see the README), and a burst of
+// removals shares its fsyncs. Nothing is left behind: a process that dies with keys noted
+// leaves them to the next one that opens the driver, a prepare of a noted key removes the
+// old snapshot first, PruneLayers and Close wait for the reaper, and a removal that fails
+// in the background is logged and kept in the file for the next start. This is the model
+// of containerd's garbage collector (the metadata says the snapshot is gone, the
+// snapshotter catches up); the difference is that here the snapshot's key, not a scan of
+// the references, says what to remove.
+//
 // Work in progress uses active snapshots keyed "extract-<random>-<name>"; they are removed
-// when the work fails, and Sweep (run when the stage is built, while one process holds the
-// state root) removes any that a crash left behind.
+// when the work fails, and Sweep (run when the first instance of the stage in a process is
+// built, while the process holds the state root) removes any that a crash left behind. An
+// instance built later, beside instances serving runs (a reload), sweeps only a driver it
+// opens itself: the work in progress of runs in flight is not a crash's leftover.
 //
 // # Why the init layer is shared
 //

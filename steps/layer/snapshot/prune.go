@@ -34,6 +34,9 @@ func (l *Layerer) PruneLayers(ctx context.Context, keep func(chainID string) boo
 	var removed []string
 	var errs []error
 	for _, d := range ds {
+		// A removed container's snapshot that waits for the reaper still holds its init
+		// layer: let it go first.
+		d.reaper.wait()
 		r, err := l.pruneDriver(ctx, d, keep)
 		removed = append(removed, r...)
 		if err != nil {

@@ -51,6 +51,15 @@ type options struct {
 	driver   string
 	uid, gid int
 	noSync   bool
+	noReaper bool
+}
+
+// WithoutReaper makes the undo of a removal remove the container's snapshot at once, as a
+// rollback does, instead of leaving it to the reaper (see the package documentation). It
+// is for hosts that may stop the stage without calling Close, such as a plugin process that
+// its host kills: the reaper's work would wait for the next start.
+func WithoutReaper() Option {
+	return func(o *options) { o.noReaper = true }
 }
 
 // WithSnapshotter forces the driver: DriverOverlay, DriverNative or DriverAuto (the
@@ -91,6 +100,14 @@ type driver struct {
 	root  string // <env.Root>/snapshots/<name>
 	sn    snapshots.Snapshotter
 	trash *trash // overlay only: directories of removed snapshots, deleted in the background
+	// reaper removes the snapshots of removed containers in the background.
+	reaper *reaper
+}
+
+// touch notes that a snapshot is being prepared or removed (see trash and reaper).
+func (d *driver) touch() {
+	d.trash.touch()
+	d.reaper.touch()
 }
 
 // Layerer is the layer stage. Build it with New; it must be closed with Close.
@@ -153,7 +170,7 @@ func New(ctx context.Context, env core.Env, opts ...Option) (*Layerer, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	d, err := set.acquire(root, name, o.noSync, log)
+	d, fresh, err := set.acquire(root, name, o.noSync, log)
 	if err != nil {
 		return nil, err
 	}
@@ -167,8 +184,18 @@ func New(ctx context.Context, env core.Env, opts ...Option) (*Layerer, error) {
 		others: map[string]*driver{},
 	}
 	l.log = l.log.Named("layer")
-	if err := l.Sweep(ctx); err != nil {
-		l.log.Warn("sweeping leftover snapshots failed", "error", err)
+	// The first instance in the process sweeps every driver; a later one (a reload builds
+	// instances beside the ones serving runs) only a driver it opened itself: the work in
+	// progress of runs in flight must not be taken for a crash's leftovers.
+	var serr error
+	switch {
+	case set.firstUse():
+		serr = l.Sweep(ctx)
+	case fresh:
+		serr = l.sweepDriver(ctx, d)
+	}
+	if serr != nil {
+		l.log.Warn("sweeping leftover snapshots failed", "error", serr)
 	}
 	return l, nil
 }
@@ -200,26 +227,36 @@ type driverSet struct {
 	mu   sync.Mutex
 	open map[string]*driver
 	refs map[*driver]int
+	used bool
 }
 
-// acquire returns the snapshotter name below root, opening it on first use.
-func (s *driverSet) acquire(root, name string, noSync bool, log hclog.Logger) (*driver, error) {
+// firstUse reports true to its first caller only.
+func (s *driverSet) firstUse() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	first := !s.used
+	s.used = true
+	return first
+}
+
+// acquire returns the snapshotter name below root, opening it on first use; fresh reports
+// that this call opened it.
+func (s *driverSet) acquire(root, name string, noSync bool, log hclog.Logger) (d *driver, fresh bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	key := filepath.Join(root, name)
 	if d, ok := s.open[key]; ok {
 		s.refs[d]++
-		return d, nil
+		return d, false, nil
 	}
-	d, err := openDriver(root, name, noSync, log)
-	if err != nil {
-		return nil, err
+	if d, err = openDriver(root, name, noSync, log); err != nil {
+		return nil, false, err
 	}
 	if s.open == nil {
 		s.open, s.refs = map[string]*driver{}, map[*driver]int{}
 	}
 	s.open[key], s.refs[d] = d, 1
-	return d, nil
+	return d, true, nil
 }
 
 // release closes d when its last user lets it go.
@@ -231,10 +268,12 @@ func (s *driverSet) release(d *driver) error {
 	}
 	delete(s.refs, d)
 	delete(s.open, d.root)
+	// The reaper's removals fill the trash: it goes first.
+	rerr := d.reaper.close()
 	if d.trash != nil {
 		d.trash.wait()
 	}
-	return d.sn.Close()
+	return errors.Join(rerr, d.sn.Close())
 }
 
 func openDriver(root, name string, noSync bool, log hclog.Logger) (*driver, error) {
@@ -276,6 +315,13 @@ func openDriver(root, name string, noSync bool, log hclog.Logger) (*driver, erro
 		if d.trash, err = newTrash(dir, log); err != nil {
 			return nil, errors.Join(errdefs.Internal(fmt.Errorf("empty the %s trash: %w", name, err)), sn.Close())
 		}
+	}
+	remove := func(ctx context.Context, key string) error { return d.removeActive(ctx, key, log) }
+	if d.reaper, err = newReaper(dir, remove, log); err != nil {
+		if d.trash != nil {
+			d.trash.wait()
+		}
+		return nil, errors.Join(errdefs.Internal(fmt.Errorf("open the %s reaper: %w", name, err)), sn.Close())
 	}
 	return d, nil
 }
@@ -335,7 +381,11 @@ func (l *Layerer) PrepareRootFS(ctx context.Context, rec *spec.Record) (*spec.Ro
 		return nil, err
 	}
 	d := l.main
-	d.trash.touch()
+	d.touch()
+	// A removed container's key may wait for the reaper: a key used again is removed first.
+	if err := d.reaper.take(ctx, rec.ID); err != nil {
+		return nil, classify(err, "remove the earlier snapshot of container %s", rec.ID)
+	}
 	ms, err := d.sn.Prepare(ctx, rec.ID, parent)
 	if cerrdefs.IsNotFound(err) {
 		// The image's layers were pruned (PruneLayers, by this or another instance) after
@@ -428,9 +478,10 @@ func (l *Layerer) graphData(d *driver, id string, ms []mount.Mount) map[string]s
 }
 
 // Undo unmounts the container's root filesystem if Mount mounted it and removes the
-// container's snapshot. Shared layers and init layers are never removed. It needs rec.ID
-// only; with rec.RootFS it uses the driver recorded there, without it every driver that has
-// a store below the root.
+// container's snapshot: at once for a rollback, through the reaper for the removal of a
+// registered container (see the package documentation). Shared layers and init layers are
+// never removed. It needs rec.ID only; with rec.RootFS it uses the driver recorded there,
+// without it every driver that has a store below the root.
 func (l *Layerer) Undo(ctx context.Context, rec *spec.Record) error {
 	if err := l.enter(); err != nil {
 		return err
@@ -446,9 +497,20 @@ func (l *Layerer) Undo(ctx context.Context, rec *spec.Record) error {
 	if err != nil {
 		return err
 	}
+	// A removal of a registered container leaves the snapshot to the reaper (see reaper); a
+	// rollback removes it at once.
+	later := !l.opts.noReaper && core.UndoCauseOf(ctx).Remove
 	var errs []error
 	for _, d := range ds {
-		if err := l.removeActive(ctx, d, rec.ID); err != nil {
+		d.touch()
+		if later {
+			err := d.reaper.put(rec.ID)
+			if err == nil {
+				continue
+			}
+			l.log.Warn("removing the snapshot now", "key", rec.ID, "error", err)
+		}
+		if err := d.removeActive(ctx, rec.ID, l.log); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -456,8 +518,7 @@ func (l *Layerer) Undo(ctx context.Context, rec *spec.Record) error {
 }
 
 // removeActive removes the active snapshot key; a missing one is a success.
-func (l *Layerer) removeActive(ctx context.Context, d *driver, key string) error {
-	d.trash.touch()
+func (d *driver) removeActive(ctx context.Context, key string, log hclog.Logger) error {
 	var dir string
 	if d.name == DriverOverlay {
 		// The overlay snapshotter removes directories asynchronously (see openDriver): find
@@ -480,7 +541,7 @@ func (l *Layerer) removeActive(ctx context.Context, d *driver, key string) error
 	if dir != "" {
 		if err := d.trash.put(dir); err != nil {
 			// The metadata is gone; Sweep's Cleanup removes the directory at the next start.
-			l.log.Warn("removing snapshot directory failed", "dir", dir, "error", err)
+			log.Warn("removing snapshot directory failed", "dir", dir, "error", err)
 		}
 	}
 	return nil
@@ -556,17 +617,25 @@ func (l *Layerer) driverNamed(name string) (*driver, error) {
 		}
 		return nil, errdefs.Internal(fmt.Errorf("look for the %s snapshotter: %w", name, err))
 	}
-	d, err := l.set.acquire(l.root, name, l.opts.noSync, l.log)
+	d, fresh, err := l.set.acquire(l.root, name, l.opts.noSync, l.log)
 	if err != nil {
 		return nil, err
 	}
 	l.others[name] = d
+	if fresh {
+		// Opened now, so no run of this process uses it: what it holds in progress is a
+		// crash's.
+		if err := l.sweepDriver(context.Background(), d); err != nil {
+			l.log.Warn("sweeping leftover snapshots failed", "driver", name, "error", err)
+		}
+	}
 	return d, nil
 }
 
 // Sweep removes the "extract-*" active snapshots that a crashed process left behind, and
 // the directories of removed overlay snapshots and of mount points no longer mounted. Only
-// the process that holds the state root may call it; New does.
+// the process that holds the state root may call it, before any run uses the stage; the
+// first New of an engine does.
 func (l *Layerer) Sweep(ctx context.Context) error {
 	if err := l.enter(); err != nil {
 		return err
@@ -578,34 +647,41 @@ func (l *Layerer) Sweep(ctx context.Context) error {
 	}
 	var errs []error
 	for _, d := range ds {
-		var stale []string
-		err := d.sn.Walk(ctx, func(_ context.Context, info snapshots.Info) error {
-			if info.Kind != snapshots.KindCommitted && strings.HasPrefix(info.Name, extractPrefix) {
-				stale = append(stale, info.Name)
-			}
-			return nil
-		})
-		if cerrdefs.IsNotFound(err) {
-			continue // a new store: nothing was ever made in it
-		}
-		if err != nil {
-			errs = append(errs, classify(err, "list %s snapshots", d.name))
-			continue
-		}
-		for _, key := range stale {
-			if err := d.sn.Remove(ctx, key); err != nil && !cerrdefs.IsNotFound(err) {
-				errs = append(errs, classify(err, "remove leftover snapshot %s", key))
-			} else {
-				l.log.Info("removed leftover snapshot", "driver", d.name, "key", key)
-			}
-		}
-		if c, ok := d.sn.(snapshots.Cleaner); ok {
-			if err := c.Cleanup(ctx); err != nil {
-				errs = append(errs, classify(err, "clean up %s snapshots", d.name))
-			}
-		}
+		errs = append(errs, l.sweepDriver(ctx, d))
 	}
 	errs = append(errs, l.sweepMounts())
+	return errors.Join(errs...)
+}
+
+// sweepDriver removes d's "extract-*" active snapshots and the directories its metadata does
+// not know.
+func (l *Layerer) sweepDriver(ctx context.Context, d *driver) error {
+	var stale []string
+	err := d.sn.Walk(ctx, func(_ context.Context, info snapshots.Info) error {
+		if info.Kind != snapshots.KindCommitted && strings.HasPrefix(info.Name, extractPrefix) {
+			stale = append(stale, info.Name)
+		}
+		return nil
+	})
+	if cerrdefs.IsNotFound(err) {
+		return nil // a new store: nothing was ever made in it
+	}
+	if err != nil {
+		return classify(err, "list %s snapshots", d.name)
+	}
+	var errs []error
+	for _, key := range stale {
+		if err := d.sn.Remove(ctx, key); err != nil && !cerrdefs.IsNotFound(err) {
+			errs = append(errs, classify(err, "remove leftover snapshot %s", key))
+		} else {
+			l.log.Info("removed leftover snapshot", "driver", d.name, "key", key)
+		}
+	}
+	if c, ok := d.sn.(snapshots.Cleaner); ok {
+		if err := c.Cleanup(ctx); err != nil {
+			errs = append(errs, classify(err, "clean up %s snapshots", d.name))
+		}
+	}
 	return errors.Join(errs...)
 }
 

@@ -173,7 +173,7 @@ func (l *Layerer) build(ctx context.Context, name, parent string, fill func(ctx 
 		if committed {
 			return
 		}
-		if rerr := l.removeActive(context.WithoutCancel(ctx), l.main, key); rerr != nil {
+		if rerr := l.main.removeActive(context.WithoutCancel(ctx), key, l.log); rerr != nil {
 			l.log.Warn("removing unfinished snapshot failed; the next start removes it", "key", key, "error", rerr)
 		}
 	}()

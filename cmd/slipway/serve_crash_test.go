@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+)
+
+// TestServeKilledAfterRemove kills `slipway serve` with SIGKILL right after it answered two
+// removals, before its layer stage's reaper removed their snapshots (it waits for a pause of
+// the stage), and checks that the next process removes them and nothing else.
+func TestServeKilledAfterRemove(t *testing.T) {
+	needServeRoot(t)
+	s := startServer(t)
+	ctx := context.Background()
+	c, err := client.New(client.WithHost("unix://" + s.sock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tar := filepath.Join(filepath.Dir(s.sock), "app.tar")
+	if err := writeImage(tar); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(tar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr, err := c.ImageLoad(ctx, f, client.ImageLoadWithQuiet(true))
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, lr)
+	lr.Close()
+	var ids []string
+	for range 3 {
+		cr, err := c.ContainerCreate(ctx, client.ContainerCreateOptions{Config: &container.Config{Image: testImage}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, cr.ID)
+	}
+	base := countSnapshots(s.root) - len(ids)
+	for _, id := range ids[:2] {
+		if _, err := c.ContainerRemove(ctx, id, client.ContainerRemoveOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removed := time.Now()
+	if err := s.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-s.done
+	s.done <- nil // for the cleanup
+
+	var noted []string
+	for _, drv := range []string{"overlayfs", "native"} {
+		data, _ := os.ReadFile(filepath.Join(s.root, "snapshots", drv, "removing"))
+		noted = append(noted, strings.Fields(string(data))...)
+	}
+	if n := countSnapshots(s.root); n != base+3 || !slices.Contains(noted, ids[0]) || !slices.Contains(noted, ids[1]) {
+		t.Fatalf("killed %s after the removals, the snapshots were already gone (%d, base %d; noted %v): the test did not kill the server before its reaper ran", time.Since(removed), n, base, noted)
+	}
+
+	// The next process (here a CLI command, which opens the engine and closes it) finishes
+	// the removals and keeps the third container.
+	if out := strings.Fields(cli(t, s.root, "ls", "-a", "-q")); len(out) != 1 || !strings.HasPrefix(ids[2], out[0]) {
+		t.Fatalf("containers after the restart: %v, want %s", out, ids[2])
+	}
+	if bad := leftovers(t, s.root, base, 1); len(bad) > 0 {
+		t.Fatalf("left behind after the restart:\n%s", strings.Join(bad, "\n"))
+	}
+	for _, drv := range []string{"overlayfs", "native"} {
+		if data, _ := os.ReadFile(filepath.Join(s.root, "snapshots", drv, "removing")); len(data) != 0 {
+			t.Errorf("%s still notes %q", drv, data)
+		}
+	}
+	cli(t, s.root, "rm", ids[2])
+	if bad := leftovers(t, s.root, base, 0); len(bad) > 0 {
+		t.Fatalf("left behind after the last removal:\n%s", strings.Join(bad, "\n"))
+	}
+}
