@@ -20,11 +20,15 @@ import (
 // Without it the snapshotter holds bbolt's writer lock for each create's directories and
 // both fsyncs, so parallel creates queue behind each other's disk flushes.
 //
+// The callbacks of a group of several run side by side, each on its own goroutine, and
+// take turns with the transaction: the overlay snapshotter's directory work for the
+// snapshots of a group then overlaps, and only its metadata writes, chown and rename are
+// serial (see runSideBySide). A lone call runs on the caller's goroutine.
+//
 // A callback that fails cannot be rolled back alone (bbolt has no savepoints). The group's
-// transaction is then rolled back: the failing caller gets its own error, the callers
-// before it get errGroupAborted (their snapshotter calls clean up what they made, and
-// groupSnapshotter calls them again), and the callers after it, not yet run, wait for the
-// next transaction. Whenever a transaction is rolled back or fails to commit, the snapshot
+// transaction is then rolled back: the failing caller gets its own error, the other callers
+// get errGroupAborted (their snapshotter calls clean up what they made, and
+// groupSnapshotter calls them again). Whenever a transaction is rolled back or fails to commit, the snapshot
 // ID sequence is first moved past every ID it handed out, so that a caller's clean-up of the
 // directory it made (snapshots/<ID>) can never meet a new snapshot given the same ID.
 type groupStore struct {
@@ -115,7 +119,7 @@ func (c *groupCall) finish(err error) {
 }
 
 // run runs the group's callbacks in one write transaction and returns the calls that were
-// not run because an earlier one failed.
+// not run because an earlier one failed (none when the callbacks ran side by side).
 func (g *groupStore) run(group []*groupCall) []*groupCall {
 	g.groups.Add(1)
 	tctx, t, err := g.inner.TransactionContext(context.Background(), true)
@@ -126,25 +130,89 @@ func (g *groupStore) run(group []*groupCall) []*groupCall {
 		return nil
 	}
 	tx := t.(*bolt.Tx)
+	if len(group) > 1 {
+		g.runSideBySide(tctx, tx, group)
+		return nil
+	}
 	for i, c := range group {
-		ferr := c.call(tctx)
+		ferr := c.call(txContext{Context: c.ctx, tx: tctx})
 		if ferr == nil {
 			continue
 		}
-		seq := snapshotSequence(tx)
-		if rerr := tx.Rollback(); rerr != nil {
-			ferr = errors.Join(ferr, fmt.Errorf("rollback failed: %w", rerr))
-		}
-		aborted := errGroupAborted
-		if serr := g.keepSequence(seq); serr != nil {
-			aborted = fmt.Errorf("%w (and the snapshot ID sequence could not be kept: %w)", errGroupAborted, serr)
-		}
+		g.rollback(tx, &ferr)
 		for _, a := range group[:i] {
-			a.finish(aborted)
+			a.finish(errGroupAborted)
 		}
 		c.finish(ferr)
 		return group[i+1:]
 	}
+	g.commit(tx, group)
+	return nil
+}
+
+// runSideBySide runs the group's callbacks each on a goroutine of its own, and lets each
+// use the transaction only once the one before it has returned (see gatedContext): the
+// overlay snapshotter makes a snapshot's directories before it touches the metadata, so
+// the directories of the group's snapshots are made side by side, and only the metadata
+// writes, the chown and the rename of each run one after the other, in the group's order.
+// When a callback fails, the ones after it find no transaction and fail too; the
+// transaction is rolled back, the callback that failed by itself gets its error and the
+// others errGroupAborted, for groupSnapshotter to call them again.
+func (g *groupStore) runSideBySide(tctx context.Context, tx *bolt.Tx, group []*groupCall) {
+	var aborted atomic.Bool
+	errs := make([]error, len(group))
+	ctxs := make([]*gatedContext, len(group))
+	gate := make(chan struct{})
+	close(gate)
+	var wg sync.WaitGroup
+	for i, c := range group {
+		next := make(chan struct{})
+		ctxs[i] = &gatedContext{Context: c.ctx, tx: tctx, gate: gate, aborted: &aborted}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(next)
+			if errs[i] = c.call(ctxs[i]); errs[i] != nil {
+				aborted.Store(true)
+			}
+		}()
+		gate = next
+	}
+	wg.Wait()
+	if !aborted.Load() {
+		g.commit(tx, group)
+		return
+	}
+	var rerr error
+	g.rollback(tx, &rerr)
+	for i, c := range group {
+		switch {
+		case errs[i] != nil && !ctxs[i].sawAbort && rerr == nil:
+			c.finish(errs[i])
+		case errs[i] != nil && !ctxs[i].sawAbort:
+			c.finish(errors.Join(errs[i], rerr))
+		case rerr != nil:
+			c.finish(fmt.Errorf("%w: %w", errGroupAborted, rerr))
+		default:
+			c.finish(errGroupAborted)
+		}
+	}
+}
+
+// rollback rolls tx back after a failed callback, first moving the snapshot ID sequence
+// past the IDs it handed out; what goes wrong on the way is joined to *err.
+func (g *groupStore) rollback(tx *bolt.Tx, err *error) {
+	seq := snapshotSequence(tx)
+	if rerr := tx.Rollback(); rerr != nil {
+		*err = errors.Join(*err, fmt.Errorf("rollback failed: %w", rerr))
+	}
+	if serr := g.keepSequence(seq); serr != nil {
+		*err = errors.Join(*err, fmt.Errorf("the snapshot ID sequence could not be kept: %w", serr))
+	}
+}
+
+// commit commits tx and gives the group's calls the result.
+func (g *groupStore) commit(tx *bolt.Tx, group []*groupCall) {
 	seq := snapshotSequence(tx)
 	if err := tx.Commit(); err != nil {
 		err = fmt.Errorf("commit failed: %w", err)
@@ -154,23 +222,45 @@ func (g *groupStore) run(group []*groupCall) []*groupCall {
 		for _, c := range group {
 			c.finish(err)
 		}
-		return nil
+		return
 	}
 	for _, c := range group {
 		c.finish(nil)
 	}
-	return nil
+}
+
+// gatedContext is txContext for a callback that runs beside the others of its group: the
+// first lookup of the transaction waits until the callback before it has returned, and
+// once a callback of the group has failed, the transaction is not found (sawAbort).
+type gatedContext struct {
+	context.Context
+	tx       context.Context
+	gate     <-chan struct{}
+	aborted  *atomic.Bool
+	sawAbort bool
+}
+
+func (c *gatedContext) Value(key any) any {
+	if v := c.tx.Value(key); v != nil {
+		<-c.gate
+		if c.aborted.Load() {
+			c.sawAbort = true
+			return nil
+		}
+		return v
+	}
+	return c.Context.Value(key)
 }
 
 // call runs the callback with the group's transaction; a panic, which would otherwise leave
 // the transaction open and every later caller waiting, becomes the call's error.
-func (c *groupCall) call(tctx context.Context) (err error) {
+func (c *groupCall) call(ctx context.Context) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("snapshot metadata transaction panicked: %v", p)
 		}
 	}()
-	return c.fn(txContext{Context: c.ctx, tx: tctx})
+	return c.fn(ctx)
 }
 
 // The overlay snapshotter's snapshot IDs are the sequence of the bucket v1/snapshots of

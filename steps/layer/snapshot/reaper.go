@@ -241,7 +241,8 @@ func (r *reaper) work() {
 }
 
 // rewriteLocked rewrites the file with the keys still to remove and those whose removal
-// failed: empty when there are none.
+// failed: emptied when there are none, else replaced by a complete new file (a rename), so
+// that a crash never finds it half-written.
 func (r *reaper) rewriteLocked() error {
 	if r.f == nil {
 		return nil
@@ -255,14 +256,26 @@ func (r *reaper) rewriteLocked() error {
 			buf.WriteString(key + "\n")
 		}
 	}
-	if err := r.f.Truncate(0); err != nil {
-		return fmt.Errorf("empty %s: %w", r.path, err)
-	}
-	if buf.Len() > 0 {
-		if _, err := r.f.Write(buf.Bytes()); err != nil {
-			return fmt.Errorf("rewrite %s: %w", r.path, err)
+	if buf.Len() == 0 {
+		if err := r.f.Truncate(0); err != nil {
+			return fmt.Errorf("empty %s: %w", r.path, err)
 		}
+		return nil
 	}
+	tmp := r.path + ".new"
+	if err := os.WriteFile(tmp, buf.Bytes(), 0o600); err != nil {
+		return fmt.Errorf("rewrite %s: %w", r.path, err)
+	}
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("rewrite %s: %w", r.path, err)
+	}
+	if err := os.Rename(tmp, r.path); err != nil {
+		f.Close()
+		return fmt.Errorf("rewrite %s: %w", r.path, err)
+	}
+	r.f.Close()
+	r.f = f
 	return nil
 }
 

@@ -72,7 +72,9 @@ func TestTrashWaitsForAPause(t *testing.T) {
 	}
 
 	// Past its backlog it is emptied while busy, down to the backlog.
+	tr.mu.Lock() // the drain goroutine of the first part reads it under mu
 	tr.backlog = 2
+	tr.mu.Unlock()
 	putAll(trashDirs(t, root, 5))
 	busyFor(3 * trashIdle)
 	if n := trashLen(t, tr); n != 1 {
