@@ -27,14 +27,21 @@ func needRoot(t testing.TB) {
 	}
 }
 
-// tempRoot is a state root under /var/tmp (much faster than /tmp on this machine).
+// tempRoot is a state root under $SLIPWAY_TEST_ROOT or /var/tmp (much faster than /tmp on
+// this machine), removed when the test ends unless $SLIPWAY_TEST_KEEP is set.
 func tempRoot(t testing.TB) string {
 	t.Helper()
-	d, err := os.MkdirTemp("/var/tmp", "slipway-api-")
+	base := os.Getenv("SLIPWAY_TEST_ROOT")
+	if base == "" {
+		base = "/var/tmp"
+	}
+	d, err := os.MkdirTemp(base, "slipway-api-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(d) })
+	if os.Getenv("SLIPWAY_TEST_KEEP") == "" {
+		t.Cleanup(func() { os.RemoveAll(d) })
+	}
 	return d
 }
 

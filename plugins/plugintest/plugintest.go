@@ -125,15 +125,19 @@ func fileSHA(t testing.TB, p string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// TempDir returns a directory removed when the test ends, under $SLIPWAY_TEST_ROOT or
-// /var/tmp (making directories under /tmp is slow on the machines we measured).
+// TempDir returns a directory removed when the test ends (unless $SLIPWAY_TEST_KEEP is set,
+// for benchmarks that must not pay for the previous run's deletions), under
+// $SLIPWAY_TEST_ROOT or /var/tmp (making directories under /tmp is slow on the machines we
+// measured).
 func TempDir(t testing.TB) string {
 	t.Helper()
 	d, err := os.MkdirTemp(tempBase(), "slipway-plugintest-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(d) })
+	if os.Getenv("SLIPWAY_TEST_KEEP") == "" {
+		t.Cleanup(func() { os.RemoveAll(d) })
+	}
 	return d
 }
 

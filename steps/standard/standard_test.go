@@ -66,7 +66,9 @@ func open(t testing.TB, p *core.Pipeline, noSync bool) *core.Engine {
 	return e
 }
 
-// tempRoot returns a state root that is removed when the test ends. It lies under
+// tempRoot returns a state root that is removed when the test ends, unless
+// $SLIPWAY_TEST_KEEP is set (for benchmarks: deleting thousands of directories slows the
+// mkdirs of the next run for minutes on ext4 without a journal, see the README). It lies under
 // $SLIPWAY_TEST_ROOT, or /var/tmp: on the machines we measured, making a directory under /tmp
 // costs ten times what it costs elsewhere on the same filesystem (about 1 ms against 0.08 ms),
 // which would swamp what the benchmarks measure; a real state root is under /var/lib.
@@ -79,7 +81,9 @@ func tempRoot(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	if os.Getenv("SLIPWAY_TEST_KEEP") == "" {
+		t.Cleanup(func() { os.RemoveAll(dir) })
+	}
 	return dir
 }
 
