@@ -165,19 +165,30 @@ func (g *groupStore) runSideBySide(tctx context.Context, tx *bolt.Tx, group []*g
 	gate := make(chan struct{})
 	close(gate)
 	var wg sync.WaitGroup
+	run := func(i int, next chan struct{}) {
+		defer close(next)
+		if errs[i] = group[i].call(ctxs[i]); errs[i] != nil {
+			aborted.Store(true)
+		}
+	}
+	first := make(chan struct{})
 	for i, c := range group {
-		next := make(chan struct{})
+		next := first
+		if i > 0 {
+			next = make(chan struct{})
+		}
 		ctxs[i] = &gatedContext{Context: c.ctx, tx: tctx, gate: gate, aborted: &aborted}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer close(next)
-			if errs[i] = c.call(ctxs[i]); errs[i] != nil {
-				aborted.Store(true)
-			}
-		}()
+		if i > 0 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				run(i, next)
+			}()
+		}
 		gate = next
 	}
+	// The leader runs the first callback itself, while the others make their directories.
+	run(0, first)
 	wg.Wait()
 	if !aborted.Load() {
 		g.commit(tx, group)

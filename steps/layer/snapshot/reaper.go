@@ -50,10 +50,12 @@ type reaper struct {
 	state   map[string]chan struct{}
 	queue   []string
 	running bool
-	hurry   bool
+	// stopped is closed when the running worker exits.
+	stopped chan struct{}
+	// hurry counts the callers of wait: the worker does not wait for a pause meanwhile.
+	hurry int
 	// failed holds the keys whose removal failed: the file keeps them for the next start.
 	failed map[string]bool
-	done   sync.WaitGroup
 }
 
 const (
@@ -98,9 +100,7 @@ func newReaper(driverRoot string, remove func(context.Context, string) error, lo
 	r.n.Store(int64(len(r.state)))
 	if len(r.queue) > 0 {
 		log.Info("removing the snapshots of containers removed before the last stop", "count", len(r.queue))
-		r.running = true
-		r.done.Add(1)
-		go r.work()
+		r.startLocked()
 	}
 	return r, nil
 }
@@ -130,11 +130,16 @@ func (r *reaper) put(key string) error {
 	r.n.Add(1)
 	r.queue = append(r.queue, key)
 	if !r.running {
-		r.running = true
-		r.done.Add(1)
-		go r.work()
+		r.startLocked()
 	}
 	return nil
+}
+
+// startLocked starts the worker.
+func (r *reaper) startLocked() {
+	r.running = true
+	r.stopped = make(chan struct{})
+	go r.work(r.stopped)
 }
 
 // take makes sure that key is not waiting for removal: it removes it now when it waits, or
@@ -183,8 +188,8 @@ func (r *reaper) finish(key string, ch chan struct{}, err error) {
 	close(ch)
 }
 
-func (r *reaper) work() {
-	defer r.done.Done()
+func (r *reaper) work(stopped chan struct{}) {
+	defer close(stopped)
 	ctx := context.Background()
 	for {
 		r.mu.Lock()
@@ -205,7 +210,7 @@ func (r *reaper) work() {
 			r.mu.Unlock()
 			return
 		}
-		if !r.hurry && len(r.queue) < r.backlog {
+		if r.hurry == 0 && len(r.queue) < r.backlog {
 			if idle := time.Since(time.Unix(0, r.busy.Load())); idle < reapIdle {
 				r.mu.Unlock()
 				time.Sleep(reapIdle - idle)
@@ -279,21 +284,33 @@ func (r *reaper) rewriteLocked() error {
 	return nil
 }
 
-// wait removes every waiting key now and waits until none is left.
+// wait removes the waiting keys now and returns when the worker has nothing left to do
+// (keys noted meanwhile may make it run again).
 func (r *reaper) wait() {
 	r.mu.Lock()
-	r.hurry = true
+	if !r.running {
+		r.mu.Unlock()
+		return
+	}
+	r.hurry++
+	stopped := r.stopped
 	r.mu.Unlock()
-	r.done.Wait()
+	<-stopped
 	r.mu.Lock()
-	r.hurry = false
+	r.hurry--
 	r.mu.Unlock()
 }
 
-// close waits for the reaper and closes its file.
+// close waits for the reaper and closes its file; put fails afterwards.
 func (r *reaper) close() error {
-	r.wait()
-	r.mu.Lock()
+	for {
+		r.wait()
+		r.mu.Lock()
+		if !r.running {
+			break
+		}
+		r.mu.Unlock()
+	}
 	defer r.mu.Unlock()
 	if r.f == nil {
 		return nil

@@ -3,6 +3,7 @@ package snapshot
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -283,4 +284,56 @@ func TestReloadDoesNotSweepWorkInFlight(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestReaperWaitWhileRemoving calls wait (as PruneLayers does) while removals keep coming,
+// and checks that every key is removed once and the file ends empty.
+func TestReaperWaitWhileRemoving(t *testing.T) {
+	dir := t.TempDir()
+	var (
+		mu      sync.Mutex
+		removed = map[string]int{}
+	)
+	r, err := newReaper(dir, func(_ context.Context, key string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		removed[key]++
+		return nil
+	}, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.backlog = 4
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 400 {
+			if err := r.put(fmt.Sprint("k", i)); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	for waiting := true; waiting; {
+		select {
+		case <-done:
+			waiting = false
+		default:
+			r.wait()
+		}
+	}
+	if err := r.close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 400 {
+		t.Fatalf("%d keys removed, want 400", len(removed))
+	}
+	for k, n := range removed {
+		if n != 1 {
+			t.Fatalf("%s removed %d times", k, n)
+		}
+	}
+	if data, err := os.ReadFile(filepath.Join(dir, reapFile)); err != nil || len(data) != 0 {
+		t.Fatalf("file after close: %q %v", data, err)
+	}
 }
