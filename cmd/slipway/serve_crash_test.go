@@ -21,11 +21,7 @@ func TestServeKilledAfterRemove(t *testing.T) {
 	needServeRoot(t)
 	s := startServer(t)
 	ctx := context.Background()
-	c, err := client.New(client.WithHost("unix://" + s.sock))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := mobyClient(t, s)
 	tar := filepath.Join(filepath.Dir(s.sock), "app.tar")
 	if err := writeImage(tar); err != nil {
 		t.Fatal(err)

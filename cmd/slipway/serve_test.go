@@ -334,16 +334,23 @@ func scrape(t *testing.T, path string) string {
 	return string(b)
 }
 
+// mobyClient returns the moby Go client for s, closed when the test ends.
+func mobyClient(t *testing.T, s *server) *client.Client {
+	t.Helper()
+	c, err := client.New(client.WithHost("unix://" + s.sock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // TestServeMobyClient runs the same scenario through the moby Go client.
 func TestServeMobyClient(t *testing.T) {
 	needServeRoot(t)
 	s := startServer(t)
 	ctx := context.Background()
-	c, err := client.New(client.WithHost("unix://" + s.sock))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := mobyClient(t, s)
 
 	ping, err := c.Ping(ctx, client.PingOptions{})
 	if err != nil || ping.APIVersion != "1.50" || ping.OSType != "linux" {
