@@ -28,9 +28,10 @@ import (
 // A callback that fails cannot be rolled back alone (bbolt has no savepoints). The group's
 // transaction is then rolled back: the failing caller gets its own error, the other callers
 // get errGroupAborted (their snapshotter calls clean up what they made, and
-// groupSnapshotter calls them again). Whenever a transaction is rolled back or fails to commit, the snapshot
-// ID sequence is first moved past every ID it handed out, so that a caller's clean-up of the
-// directory it made (snapshots/<ID>) can never meet a new snapshot given the same ID.
+// groupSnapshotter calls them again). Whenever a transaction is rolled back or fails to
+// commit, the snapshot ID sequence is first moved past every ID it handed out, so that a
+// caller's clean-up of the directory it made (snapshots/<ID>) can never meet a new snapshot
+// given the same ID.
 type groupStore struct {
 	inner *storage.MetaStore
 
@@ -92,9 +93,8 @@ func (g *groupStore) WithTransaction(ctx context.Context, writable bool, fn stor
 		group := g.pending
 		g.pending = nil
 		g.mu.Unlock()
-		notRun := g.run(group)
+		g.run(group)
 		g.mu.Lock()
-		g.pending = append(notRun, g.pending...)
 		if c.done() {
 			if len(g.pending) > 0 {
 				g.pending[0].wake <- true
@@ -118,36 +118,28 @@ func (c *groupCall) finish(err error) {
 	c.wake <- false
 }
 
-// run runs the group's callbacks in one write transaction and returns the calls that were
-// not run because an earlier one failed (none when the callbacks ran side by side).
-func (g *groupStore) run(group []*groupCall) []*groupCall {
+// run runs the group's callbacks in one write transaction and gives each call its result.
+func (g *groupStore) run(group []*groupCall) {
 	g.groups.Add(1)
 	tctx, t, err := g.inner.TransactionContext(context.Background(), true)
 	if err != nil {
 		for _, c := range group {
 			c.finish(err)
 		}
-		return nil
+		return
 	}
 	tx := t.(*bolt.Tx)
 	if len(group) > 1 {
 		g.runSideBySide(tctx, tx, group)
-		return nil
+		return
 	}
-	for i, c := range group {
-		ferr := c.call(txContext{Context: c.ctx, tx: tctx})
-		if ferr == nil {
-			continue
-		}
-		g.rollback(tx, &ferr)
-		for _, a := range group[:i] {
-			a.finish(errGroupAborted)
-		}
-		c.finish(ferr)
-		return group[i+1:]
+	c := group[0]
+	if err := c.call(txContext{Context: c.ctx, tx: tctx}); err != nil {
+		g.rollback(tx, &err)
+		c.finish(err)
+		return
 	}
 	g.commit(tx, group)
-	return nil
 }
 
 // runSideBySide runs the group's callbacks each on a goroutine of its own, and lets each
