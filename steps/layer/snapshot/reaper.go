@@ -29,8 +29,10 @@ import (
 //
 // Nothing is lost: a process that dies with keys noted reads the file when it opens the
 // driver again and removes them (a key already gone is a success), and the file is
-// emptied whenever nothing is left to remove. A Prepare of a key that is waiting removes it
-// first (take), so that the key can be used again. Close of the driver waits for the reaper.
+// emptied whenever nothing is left to remove. A Prepare of a key that the file names removes
+// the old snapshot first, or waits for its removal, and rewrites the file without the key
+// (take), so that the key can be used again and a crash cannot take the new snapshot for the
+// old one. Close of the driver waits for the reaper.
 // Rollbacks of failed creates do not come here: they remove at once, as before.
 type reaper struct {
 	path   string
@@ -40,8 +42,8 @@ type reaper struct {
 	busy atomic.Int64
 	// backlog is reapBacklog (tests lower it).
 	backlog int
-	// n is len(state), for take's fast path.
-	n atomic.Int64
+	// nNamed is len(named), for take's fast path.
+	nNamed atomic.Int64
 
 	mu sync.Mutex
 	f  *os.File
@@ -56,6 +58,8 @@ type reaper struct {
 	hurry int
 	// failed holds the keys whose removal failed: the file keeps them for the next start.
 	failed map[string]bool
+	// named holds the keys the file names.
+	named map[string]bool
 }
 
 const (
@@ -79,6 +83,7 @@ func newReaper(driverRoot string, remove func(context.Context, string) error, lo
 		backlog: reapBacklog,
 		state:   map[string]chan struct{}{},
 		failed:  map[string]bool{},
+		named:   map[string]bool{},
 	}
 	data, err := os.ReadFile(r.path)
 	if err != nil && !os.IsNotExist(err) {
@@ -93,11 +98,12 @@ func newReaper(driverRoot string, remove func(context.Context, string) error, lo
 		if key := sc.Text(); key != "" {
 			if _, ok := r.state[key]; !ok {
 				r.state[key] = nil
+				r.named[key] = true
 				r.queue = append(r.queue, key)
 			}
 		}
 	}
-	r.n.Store(int64(len(r.state)))
+	r.nNamed.Store(int64(len(r.named)))
 	if len(r.queue) > 0 {
 		log.Info("removing the snapshots of containers removed before the last stop", "count", len(r.queue))
 		r.startLocked()
@@ -127,7 +133,8 @@ func (r *reaper) put(key string) error {
 		return fmt.Errorf("note snapshot %s for removal: %w", key, err)
 	}
 	r.state[key] = nil
-	r.n.Add(1)
+	r.named[key] = true
+	r.nNamed.Store(int64(len(r.named)))
 	r.queue = append(r.queue, key)
 	if !r.running {
 		r.startLocked()
@@ -142,35 +149,43 @@ func (r *reaper) startLocked() {
 	go r.work(r.stopped)
 }
 
-// take makes sure that key is not waiting for removal: it removes it now when it waits, or
-// waits for the removal in progress. PrepareRootFS calls it before using a key.
+// take makes sure that key is neither waiting for removal nor named by the file, for
+// PrepareRootFS to use it again: it removes the old snapshot now when it waits, or waits for
+// the removal in progress, then rewrites the file without the key.
 func (r *reaper) take(ctx context.Context, key string) error {
-	if r == nil || r.n.Load() == 0 {
+	if r == nil || r.nNamed.Load() == 0 {
 		return nil
 	}
 	r.mu.Lock()
-	ch, ok := r.state[key]
-	if !ok {
+	if !r.named[key] {
 		r.mu.Unlock()
 		return nil
 	}
-	if ch != nil {
+	ch, waiting := r.state[key]
+	switch {
+	case waiting && ch != nil:
+		// The worker is removing it.
 		r.mu.Unlock()
 		<-ch
-		return nil
+	case waiting:
+		ch = make(chan struct{})
+		r.state[key] = ch
+		r.mu.Unlock()
+		err := r.remove(ctx, key)
+		r.finish(key, ch, err)
+		if err != nil {
+			return err
+		}
+	default:
+		// Removed already (or failed, below); the file still names it.
+		r.mu.Unlock()
 	}
-	ch = make(chan struct{})
-	r.state[key] = ch
-	r.mu.Unlock()
-	err := r.remove(ctx, key)
-	r.finish(key, ch, err)
-	if err != nil {
-		return err
-	}
-	// The key is about to be used again: the file must stop naming it, or a crash would
-	// have the next start remove the new snapshot.
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.failed[key] {
+		return fmt.Errorf("the earlier snapshot %s could not be removed (see the log)", key)
+	}
+	// A crash must not have the next start remove the new snapshot.
 	return r.rewriteLocked()
 }
 
@@ -178,7 +193,6 @@ func (r *reaper) take(ctx context.Context, key string) error {
 func (r *reaper) finish(key string, ch chan struct{}, err error) {
 	r.mu.Lock()
 	delete(r.state, key)
-	r.n.Add(-1)
 	delete(r.failed, key)
 	if err != nil {
 		r.failed[key] = true
@@ -252,12 +266,15 @@ func (r *reaper) rewriteLocked() error {
 	if r.f == nil {
 		return nil
 	}
+	named := map[string]bool{}
 	var buf bytes.Buffer
 	for key := range r.state {
+		named[key] = true
 		buf.WriteString(key + "\n")
 	}
 	for key := range r.failed {
-		if _, ok := r.state[key]; !ok {
+		if !named[key] {
+			named[key] = true
 			buf.WriteString(key + "\n")
 		}
 	}
@@ -265,6 +282,7 @@ func (r *reaper) rewriteLocked() error {
 		if err := r.f.Truncate(0); err != nil {
 			return fmt.Errorf("empty %s: %w", r.path, err)
 		}
+		r.setNamed(named)
 		return nil
 	}
 	tmp := r.path + ".new"
@@ -281,7 +299,15 @@ func (r *reaper) rewriteLocked() error {
 	}
 	r.f.Close()
 	r.f = f
+	r.setNamed(named)
 	return nil
+}
+
+// setNamed records what the file names after a rewrite; a failed rewrite leaves the
+// earlier set, a superset, so that take tries again.
+func (r *reaper) setNamed(named map[string]bool) {
+	r.named = named
+	r.nNamed.Store(int64(len(named)))
 }
 
 // wait removes the waiting keys now and returns when the worker has nothing left to do

@@ -337,3 +337,42 @@ func TestReaperWaitWhileRemoving(t *testing.T) {
 		t.Fatalf("file after close: %q %v", data, err)
 	}
 }
+
+// TestTakeWhileTheWorkerRemoves checks that a take that waits for the worker's removal of the
+// key also leaves the file without the key, while other keys still wait.
+func TestTakeWhileTheWorkerRemoves(t *testing.T) {
+	dir := t.TempDir()
+	started, release := make(chan struct{}), make(chan struct{})
+	r, err := newReaper(dir, func(_ context.Context, key string) error {
+		if key == "slow" {
+			close(started)
+			<-release
+		}
+		return nil
+	}, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	if err := r.put("slow"); err != nil {
+		t.Fatal(err)
+	}
+	<-started // the worker is removing "slow"
+	r.touch() // and waits for a pause before it takes "other"
+	if err := r.put("other"); err != nil {
+		t.Fatal(err)
+	}
+	took := make(chan error, 1)
+	go func() { took <- r.take(context.Background(), "slow") }()
+	close(release)
+	if err := <-took; err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, reapFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Fields(string(data)); !slices.Equal(got, []string{"other"}) {
+		t.Fatalf("file after take: %q, want [other]", got)
+	}
+}
