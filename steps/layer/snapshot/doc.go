@@ -30,7 +30,14 @@
 //     the stage pauses (200 ms without a prepare or removal, or at 1024 directories: the
 //     deletions would slow the fsyncs of the runs in flight), Close waits for it, and the
 //     next process empties what a crash left there, so a removal costs one rename instead of
-//     a recursive delete while nothing stays behind.
+//     a recursive delete while nothing stays behind. With overlayfs, a container's snapshot
+//     is prepared from a ready-made directory (fs and work inside, the modes containerd
+//     gives them) kept in <root>/overlayfs/spare and refilled in the background: the prepare
+//     is containerd's metadata transaction (storage.CreateSnapshot), a chown and one rename
+//     into snapshots/<ID>, where the snapshotter would make three directories inside the
+//     transaction; the result is the snapshot containerd's Prepare makes, mounted by the
+//     snapshotter's own Mounts. An empty pool falls back to the snapshotter's Prepare, and
+//     opening the driver empties spare/, so a spare cut short by a crash is never used.
 //
 // # Removing a container
 //

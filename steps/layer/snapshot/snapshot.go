@@ -102,6 +102,11 @@ type driver struct {
 	trash *trash // overlay only: directories of removed snapshots, deleted in the background
 	// reaper removes the snapshots of removed containers in the background.
 	reaper *reaper
+	// ms is the overlay snapshotter's metadata store and spares its pool of ready-made
+	// snapshot directories (see prepareActive); both nil for native.
+	ms     *groupStore
+	spares *spareDirs
+	log    hclog.Logger
 }
 
 // touch notes that a snapshot is being prepared or removed (see trash and reaper).
@@ -273,6 +278,7 @@ func (s *driverSet) release(d *driver) error {
 	if d.trash != nil {
 		d.trash.wait()
 	}
+	d.spares.close()
 	return errors.Join(rerr, d.sn.Close())
 }
 
@@ -280,6 +286,7 @@ func openDriver(root, name string, noSync bool, log hclog.Logger) (*driver, erro
 	dir := filepath.Join(root, name)
 	var (
 		sn  snapshots.Snapshotter
+		gs  *groupStore
 		err error
 	)
 	switch name {
@@ -298,7 +305,8 @@ func openDriver(root, name string, noSync bool, log hclog.Logger) (*driver, erro
 		if merr != nil {
 			return nil, errdefs.Internal(fmt.Errorf("open %s snapshotter metadata: %w", name, merr))
 		}
-		sn, err = overlay.NewSnapshotter(dir, overlay.AsynchronousRemove, overlay.WithMetaStore(newGroupStore(ms)))
+		gs = newGroupStore(ms)
+		sn, err = overlay.NewSnapshotter(dir, overlay.AsynchronousRemove, overlay.WithMetaStore(gs))
 		if err == nil {
 			sn = groupSnapshotter{sn}
 		}
@@ -310,8 +318,11 @@ func openDriver(root, name string, noSync bool, log hclog.Logger) (*driver, erro
 	if err != nil {
 		return nil, errdefs.Internal(fmt.Errorf("open %s snapshotter at %s: %w", name, dir, err))
 	}
-	d := &driver{name: name, root: dir, sn: sn}
+	d := &driver{name: name, root: dir, sn: sn, ms: gs, log: log}
 	if name == DriverOverlay {
+		if d.spares, err = newSpareDirs(dir, spareSnapshots, log); err != nil {
+			return nil, errors.Join(errdefs.Internal(err), sn.Close())
+		}
 		if d.trash, err = newTrash(dir, log); err != nil {
 			return nil, errors.Join(errdefs.Internal(fmt.Errorf("empty the %s trash: %w", name, err)), sn.Close())
 		}
@@ -386,7 +397,7 @@ func (l *Layerer) PrepareRootFS(ctx context.Context, rec *spec.Record) (*spec.Ro
 	if err := d.reaper.take(ctx, rec.ID); err != nil {
 		return nil, classify(err, "remove the earlier snapshot of container %s", rec.ID)
 	}
-	ms, err := d.sn.Prepare(ctx, rec.ID, parent)
+	ms, err := d.prepareActive(ctx, rec.ID, parent)
 	if cerrdefs.IsNotFound(err) {
 		// The image's layers were pruned (PruneLayers, by this or another instance) after
 		// they were noted ready here: forget them and unpack again, once.
@@ -394,7 +405,7 @@ func (l *Layerer) PrepareRootFS(ctx context.Context, rec *spec.Record) (*spec.Ro
 		if parent, err = l.ensureImage(ctx, rec.Image); err != nil {
 			return nil, err
 		}
-		ms, err = d.sn.Prepare(ctx, rec.ID, parent)
+		ms, err = d.prepareActive(ctx, rec.ID, parent)
 	}
 	if err != nil {
 		return nil, classify(err, "prepare snapshot of container %s", rec.ID)
