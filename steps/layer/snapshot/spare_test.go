@@ -68,7 +68,7 @@ func dirSig(t *testing.T, path string) string {
 	return fmt.Sprintf("%s %d:%d [%s]", fi.Mode(), st.Uid, st.Gid, strings.Join(ns, " "))
 }
 
-// snapshotDirs lists the directories in the overlay driver's snapshots/ and spare/.
+// snapshotDirs lists the entries of sub, a directory in the overlay driver's root.
 func snapshotDirs(t *testing.T, l *Layerer, sub string) []string {
 	t.Helper()
 	ents, err := os.ReadDir(filepath.Join(l.main.root, sub))
@@ -82,18 +82,19 @@ func snapshotDirs(t *testing.T, l *Layerer, sub string) []string {
 	return out
 }
 
-// metadataIDs lists the IDs the snapshotter's metadata gives its snapshots.
-func metadataIDs(t *testing.T, l *Layerer) []string {
+// activeIDs lists the directory IDs of the active snapshots the metadata knows.
+func activeIDs(t *testing.T, l *Layerer) []string {
 	t.Helper()
 	var ids []string
 	err := l.main.sn.Walk(context.Background(), func(ctx context.Context, info snapshots.Info) error {
+		if info.Kind != snapshots.KindActive {
+			return nil
+		}
 		ms, err := l.main.sn.Mounts(ctx, info.Name)
-		if err != nil && info.Kind == snapshots.KindActive {
+		if err != nil {
 			return err
 		}
-		if info.Kind == snapshots.KindActive {
-			ids = append(ids, filepath.Base(overlaySnapshotDir(l.main, ms)))
-		}
+		ids = append(ids, filepath.Base(overlaySnapshotDir(l.main, ms)))
 		return nil
 	})
 	if err != nil {
@@ -254,7 +255,7 @@ func TestSparesInFailedGroups(t *testing.T) {
 		t.Fatalf("%d conflicts and %d prepared, want 6 and 18", conflicts, len(made))
 	}
 	dirs := snapshotDirs(t, l, "snapshots")
-	ids := metadataIDs(t, l)
+	ids := activeIDs(t, l)
 	committed, _ := snapshotNames(t, l)
 	if len(dirs) != len(ids)+len(committed) {
 		t.Errorf("snapshots/ holds %d directories; the metadata knows %d active and %d committed snapshots", len(dirs), len(ids), len(committed))
