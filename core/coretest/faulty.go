@@ -23,25 +23,37 @@ func Faulty(impl core.Impl, f Fault, call string) core.Impl {
 		fl := faulter{f: f, at: string(impl.Stage)}
 		switch impl.Stage {
 		case spec.StageVerify:
-			return faultyVerify{v.(core.Verifier), fl}, nil
+			return faultyVerify{v.(core.Verifier), fl, closeInner{v}}, nil
 		case spec.StageImage:
-			return faultyImage{v.(core.ImageResolver), fl}, nil
+			return faultyImage{v.(core.ImageResolver), fl, closeInner{v}}, nil
 		case spec.StageMerge:
-			return faultyMerge{v.(core.Merger), fl}, nil
+			return faultyMerge{v.(core.Merger), fl, closeInner{v}}, nil
 		case spec.StageSecurity:
-			return faultySecurity{v.(core.Securer), fl}, nil
+			return faultySecurity{v.(core.Securer), fl, closeInner{v}}, nil
 		case spec.StageNetwork:
-			return faultyNetwork{v.(core.Networker), fl}, nil
+			return faultyNetwork{v.(core.Networker), fl, closeInner{v}}, nil
 		case spec.StageLayer:
-			return faultyLayer{v.(core.Layerer), fl}, nil
+			return faultyLayer{v.(core.Layerer), fl, closeInner{v}}, nil
 		case spec.StageMkdir:
-			return faultyMkdir{v.(core.DirMaker), fl}, nil
+			return faultyMkdir{v.(core.DirMaker), fl, closeInner{v}}, nil
 		case spec.StageRegister:
-			return faultyRegister{v.(core.Registrar), fl, call}, nil
+			return faultyRegister{v.(core.Registrar), fl, call, closeInner{v}}, nil
 		}
 		return nil, fmt.Errorf("unknown stage %s", impl.Stage)
 	}
 	return impl
+}
+
+// closeInner forwards Close to the wrapped implementation, so that the engine closes it
+// with the pipeline: a wrapped layer stage left open would keep its snapshotter and its
+// background work alive after the engine closed.
+type closeInner struct{ v any }
+
+func (c closeInner) Close() error {
+	if cl, ok := c.v.(core.Closer); ok {
+		return cl.Close()
+	}
+	return nil
 }
 
 type faulter struct {
@@ -79,6 +91,7 @@ func CancelContext(parent context.Context) (context.Context, context.CancelFunc)
 type faultyVerify struct {
 	core.Verifier
 	fl faulter
+	closeInner
 }
 
 func (f faultyVerify) Verify(ctx context.Context, req *spec.CreateRequest) (*spec.Verified, error) {
@@ -92,6 +105,7 @@ func (f faultyVerify) Verify(ctx context.Context, req *spec.CreateRequest) (*spe
 type faultyImage struct {
 	core.ImageResolver
 	fl faulter
+	closeInner
 }
 
 func (f faultyImage) ResolveImage(ctx context.Context, rec *spec.Record) (*spec.Image, error) {
@@ -105,6 +119,7 @@ func (f faultyImage) ResolveImage(ctx context.Context, rec *spec.Record) (*spec.
 type faultyMerge struct {
 	core.Merger
 	fl faulter
+	closeInner
 }
 
 func (f faultyMerge) Merge(ctx context.Context, rec *spec.Record) (*spec.Merged, error) {
@@ -118,6 +133,7 @@ func (f faultyMerge) Merge(ctx context.Context, rec *spec.Record) (*spec.Merged,
 type faultySecurity struct {
 	core.Securer
 	fl faulter
+	closeInner
 }
 
 func (f faultySecurity) Secure(ctx context.Context, rec *spec.Record) (*spec.Security, error) {
@@ -131,6 +147,7 @@ func (f faultySecurity) Secure(ctx context.Context, rec *spec.Record) (*spec.Sec
 type faultyNetwork struct {
 	core.Networker
 	fl faulter
+	closeInner
 }
 
 func (f faultyNetwork) ConfigureNetwork(ctx context.Context, rec *spec.Record) (*spec.Network, error) {
@@ -144,6 +161,7 @@ func (f faultyNetwork) ConfigureNetwork(ctx context.Context, rec *spec.Record) (
 type faultyLayer struct {
 	core.Layerer
 	fl faulter
+	closeInner
 }
 
 func (f faultyLayer) PrepareRootFS(ctx context.Context, rec *spec.Record) (*spec.RootFS, error) {
@@ -157,6 +175,7 @@ func (f faultyLayer) PrepareRootFS(ctx context.Context, rec *spec.Record) (*spec
 type faultyMkdir struct {
 	core.DirMaker
 	fl faulter
+	closeInner
 }
 
 func (f faultyMkdir) MakeDirs(ctx context.Context, rec *spec.Record) (*spec.Dirs, error) {
@@ -171,6 +190,7 @@ type faultyRegister struct {
 	core.Registrar
 	fl   faulter
 	call string
+	closeInner
 }
 
 func (f faultyRegister) Reserve(ctx context.Context, rec *spec.Record) (string, error) {
