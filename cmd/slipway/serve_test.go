@@ -196,7 +196,7 @@ func TestServeDockerCLI(t *testing.T) {
 
 	out = s.ok(t, "ps", "-a")
 	match(t, "ps -a", out, `(?m)^`+webID[:12]+`\s+example\.com/app:1\s+"/bin/app --debug"\s+.*\sCreated\s+web$`)
-	match(t, "ps -a", out, `(?m)^`+otherID[:12]+`\s+example\.com/app:1\s+"/bin/app --serve"\s+.*\sCreated\s+[a-z]+_[a-z]+[0-9]*$`)
+	match(t, "ps -a", out, `(?m)^`+otherID[:12]+`\s+example\.com/app:1\s+"/bin/app --serve"\s+.*\sCreated\s+[a-z]+_[a-z_]+[0-9]*$`)
 	out = s.ok(t, "ps")
 	match(t, "ps (created containers are not running)", out, `^CONTAINER ID\s+IMAGE\s+COMMAND\s+CREATED\s+STATUS\s+PORTS\s+NAMES\n$`)
 	for filter, want := range map[string]string{
