@@ -31,6 +31,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/opencontainers/selinux/go-selinux"
@@ -108,6 +109,10 @@ func clonePaths(p []string) []string {
 // DefaultMaskedPaths returns the paths masked in a container that asks for none: those of
 // moby's default OCI spec, plus the thermal_throttle directory of every CPU of this host
 // that has one (they expose host state and moby masks them too).
+//
+// The CPUs are listed once per process: it takes a stat of two sysfs files per CPU (about
+// 20 µs per create on the 2-CPU development machine, and so linearly more on a big host).
+// A CPU hot-added later is masked once the engine restarts.
 func DefaultMaskedPaths() []string {
 	p := []string{
 		"/proc/asound",
@@ -123,17 +128,22 @@ func DefaultMaskedPaths() []string {
 		"/sys/firmware",
 		"/sys/devices/virtual/powercap",
 	}
+	return append(p, thermalThrottleDirs()...)
+}
+
+// thermalThrottleDirs lists the thermal_throttle directories of this host's CPUs.
+var thermalThrottleDirs = sync.OnceValue(func() []string {
+	var p []string
 	for cpu := 0; ; cpu++ {
 		dir := "/sys/devices/system/cpu/cpu" + strconv.Itoa(cpu)
 		if _, err := os.Stat(dir); err != nil {
-			break
+			return p
 		}
 		if _, err := os.Stat(dir + "/thermal_throttle"); err == nil {
 			p = append(p, dir+"/thermal_throttle")
 		}
 	}
-	return p
-}
+})
 
 // DefaultReadonlyPaths returns the paths mounted read-only in a container that asks for
 // none, as moby's default OCI spec has them.

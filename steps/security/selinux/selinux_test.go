@@ -268,4 +268,12 @@ func TestDefaultPaths(t *testing.T) {
 	if m := DefaultMaskedPaths(); len(m) < 12 || m[0] != "/proc/asound" || m[11] != "/sys/devices/virtual/powercap" {
 		t.Errorf("DefaultMaskedPaths = %q", m)
 	}
+	// The CPUs' part is listed once: each call must still return a list of its own.
+	m := DefaultMaskedPaths()
+	for i := range m {
+		m[i] = "changed"
+	}
+	if again := DefaultMaskedPaths(); again[len(again)-1] == "changed" || again[0] != "/proc/asound" {
+		t.Errorf("DefaultMaskedPaths shares its list between calls: %q", again)
+	}
 }
