@@ -25,9 +25,10 @@
 //  8. mkdir (DirMaker): the container's directories.
 //  9. register, second half (Registrar.Register): the record is committed with one
 //     fdatasynced entry of the record log (records.log, applied to the state database
-//     slipway.db at checkpoints, see recordLog), then the run's journal entry is dropped;
-//     the container now exists in state "created". A crash between the two leaves a
-//     journal entry whose record exists, which recovery only drops.
+//     slipway.db at checkpoints, see recordLog); the container now exists in state
+//     "created". The run's journal entry is dropped by the next journal transaction (or at
+//     Close), not in one of its own; a crash before that leaves a journal entry whose
+//     record exists, which recovery only drops.
 //
 // Check steps (Checker) may run before or after any stage to add warnings or veto.
 //

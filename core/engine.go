@@ -502,6 +502,9 @@ func (e *Engine) Close() error {
 	}
 	e.runs.Wait()
 	err := e.closeInstances()
+	if cerr := e.st.flushEnded(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("end the journal entries of created containers: %w", cerr))
+	}
 	if cerr := e.st.rl.close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
