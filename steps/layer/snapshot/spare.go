@@ -16,6 +16,8 @@ import (
 	"github.com/containerd/containerd/v2/core/snapshots"
 	"github.com/containerd/containerd/v2/core/snapshots/storage"
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/slipwayhq/slipway/internal/fsutil"
 )
 
 // spareDirs is a pool of ready-made directories for the active overlay snapshots of
@@ -208,7 +210,7 @@ func (d *driver) createFromSpare(ctx context.Context, key, parent, td string) (e
 			}
 		}
 		dst := filepath.Join(snapshotDir, s.ID)
-		if err := os.Rename(td, dst); err != nil {
+		if err := fsutil.RenameNoReplace(td, dst); err != nil {
 			return fmt.Errorf("failed to rename: %w", err)
 		}
 		dir = dst

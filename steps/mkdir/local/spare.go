@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/slipwayhq/slipway/internal/fsutil"
 )
 
 // spares is a pool of ready-made, empty container roots (a root and its checkpoints
@@ -104,7 +106,7 @@ func (p *spares) take(root string) bool {
 	}
 	p.mu.Unlock()
 	src := filepath.Join(p.dir, sp.name)
-	if err := os.Rename(src, root); err != nil {
+	if err := fsutil.RenameNoReplace(src, root); err != nil {
 		// root exists and is not empty (a retried run), or the spare was damaged: make the
 		// directories the slow way and drop the spare.
 		if rerr := os.RemoveAll(src); rerr != nil {
