@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	jsonv1 "github.com/go-json-experiment/json/v1"
 	"github.com/moby/moby/api/types/container"
 
 	"github.com/slipwayhq/slipway/core/errdefs"
@@ -260,5 +262,56 @@ func TestMultipleEndpointsByVersion(t *testing.T) {
 	res, out = do(t, h, "POST", "/v1.44/containers/create", "application/json", body)
 	if res.StatusCode != 201 {
 		t.Errorf("1.44: %d %s", res.StatusCode, out)
+	}
+}
+
+// TestDecodeCreateFastPath checks decodeCreate's fast path (go-json-experiment with
+// encoding/json's semantics) against encoding/json, which moby uses: on every body, either
+// both refuse it (and decodeCreate answers with encoding/json's error), or both accept it
+// with the same result.
+func TestDecodeCreateFastPath(t *testing.T) {
+	bodies := []string{
+		fmt.Sprintf(createBody, "example.com/app:1"),
+		`{"Image":"x","Bogus":{"a":[1]},"Entrypoint":null,"Labels":null,"HostConfig":{"Nope":1,"Binds":null},"NetworkingConfig":null}`,
+		`{"image":"lower","HOSTCONFIG":{"memory":1024,"privileged":true},"cmd":["a"]}`,
+		`{"Image":"a","Image":"b","image":"c"}`,
+		`{"Image":"\u00e9\ud83d\ude00","Env":["A=\u0000"],"Labels":{"a":"1","A":"2"}}`,
+		"{\"Image\":\"bad \xff utf-8\"}",
+		`{"Image":"x","ExposedPorts":{"80/tcp":{},"53/udp":{}},"HostConfig":{"PortBindings":{"80/tcp":[{"HostIp":"127.0.0.1","HostPort":"8080"}]}}}`,
+		`{"Image":"x","NetworkingConfig":{"EndpointsConfig":{"n":{"IPAMConfig":{"IPv4Address":"172.30.0.2"},"Aliases":["a"]}}}}`,
+		`{"Image":"x","NetworkingConfig":{"EndpointsConfig":{"n":{"IPAMConfig":{"IPv4Address":"not an ip"}}}}}`,
+		`{"Image":"x","HostConfig":{"Memory":1.5}}`,
+		`{"Image":"x","HostConfig":{"Memory":100000000000000000000}}`,
+		`{"Image":"x","HostConfig":{"Memory":"1"}}`,
+		`{"Image":"x","StopTimeout":-1,"Healthcheck":{"Test":["CMD","true"],"Interval":1000000000}}`,
+		`{"Image":"x","Cmd":"echo hi"}`,
+		`{"Image":"x","Env":"A=1"}`,
+		`{"Image":"x"} {}`,
+		`{"Image":"x"}  `,
+		`null`,
+		`[]`,
+		`{invalid`,
+		``,
+	}
+	for _, body := range bodies {
+		var fast, std container.CreateRequest
+		ferr := jsonv1.Unmarshal([]byte(body), &fast)
+		serr := decodeOne([]byte(body), &std)
+		switch {
+		case serr != nil && ferr == nil:
+			t.Errorf("%s: the fast path accepts what encoding/json refuses (%v)", body, serr)
+		case serr == nil && ferr == nil && !reflect.DeepEqual(fast, std):
+			t.Errorf("%s: the fast path decodes\n%+v\nencoding/json\n%+v", body, fast, std)
+		}
+		got, err := decodeCreate(strings.NewReader(body))
+		if (err == nil) != (serr == nil) && !strings.Contains(body, `"Cmd":"`) {
+			t.Errorf("%s: decodeCreate error %v, encoding/json error %v", body, err, serr)
+		}
+		if err != nil && serr != nil && err.Error() != serr.Error() {
+			t.Errorf("%s: decodeCreate error %q, want encoding/json's %q", body, err, serr)
+		}
+		if err == nil && serr == nil && !reflect.DeepEqual(*got, std) {
+			t.Errorf("%s: decodeCreate gives %+v, want %+v", body, *got, std)
+		}
 	}
 }

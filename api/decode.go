@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 
+	jsonv1 "github.com/go-json-experiment/json/v1"
 	"github.com/moby/moby/api/types/container"
 
 	"github.com/slipwayhq/slipway/core/errdefs"
@@ -58,6 +59,14 @@ func decodeCreate(body io.Reader) (*container.CreateRequest, error) {
 		return nil, errdefs.InvalidArgument(fmt.Errorf("request body larger than %d bytes", maxBody))
 	}
 	var req container.CreateRequest
+	// The decoder of encoding/json/v2 (here its mirror, go-json-experiment) with
+	// encoding/json's semantics takes half the time of encoding/json's (25 against 50 µs
+	// for the docker CLI's body). A body it refuses is decoded again by encoding/json, whose
+	// error texts are moby's, and whose errors lead to the string-or-list retry below.
+	if jsonv1.Unmarshal(data, &req) == nil {
+		return &req, nil
+	}
+	req = container.CreateRequest{}
 	err = decodeOne(data, &req)
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) && te.Value == "string" {
