@@ -3,10 +3,12 @@ package standard_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -344,5 +346,65 @@ func TestImageDeletePrunesLayers(t *testing.T) {
 	}
 	if left := snapshotDirs(e.Root()); len(left) != 0 {
 		t.Errorf("snapshot directories left after the image was deleted: %v", left)
+	}
+}
+
+// TestRecordSurvivesReopen checks that a record with most of what a docker create can set
+// is the same after the engine reopened, read back from slipway.db: records are stored
+// without their zero fields, and reading them must give the record that was created.
+func TestRecordSurvivesReopen(t *testing.T) {
+	needRoot(t)
+	e := open(t, nil, false)
+	ctx := context.Background()
+	var body container.CreateRequest
+	if err := json.Unmarshal([]byte(`{"Image":"`+testImage+`","Hostname":"h","User":"1000:1000",
+		"Env":["A=1","EMPTY="],"Cmd":["--serve"],"Entrypoint":["/bin/app"],"WorkingDir":"/srv",
+		"Labels":{"tier":"front","empty":""},"ExposedPorts":{"80/tcp":{},"53/udp":{}},"StopSignal":"SIGINT",
+		"Healthcheck":{"Test":["CMD","true"],"Interval":1000000000},"Volumes":{"/anon":{}},
+		"HostConfig":{"Binds":["vol:/data:ro"],"NetworkMode":"slipway","PortBindings":{"80/tcp":[{"HostIp":"127.0.0.1","HostPort":"8080"}]},
+		"RestartPolicy":{"Name":"on-failure","MaximumRetryCount":3},"CapAdd":["NET_ADMIN"],"Dns":["1.1.1.1"],
+		"ExtraHosts":["db:10.0.0.2"],"Memory":67108864,"Tmpfs":{"/run":"size=1m"},"ReadonlyRootfs":true,
+		"SecurityOpt":["no-new-privileges"],"Ulimits":[{"Name":"nofile","Soft":1024,"Hard":2048}]},
+		"NetworkingConfig":{"EndpointsConfig":{"slipway":{"IPAMConfig":{"IPv4Address":"172.30.0.31"},"Aliases":["web"]}}}}`), &body); err != nil {
+		t.Fatal(err)
+	}
+	r, err := e.Create(ctx, spec.CreateRequest{Name: "rich", Config: body.Config, HostConfig: body.HostConfig, NetworkingConfig: body.NetworkingConfig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := e.Record(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inspected, err := e.Inspect(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := e.Root()
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	o := standard.Options(standard.Config{})
+	o.Root = root
+	e2, err := core.Open(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+	after, err := e2.Record(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(before, after) {
+		b, _ := json.MarshalIndent(before, "", " ")
+		a, _ := json.MarshalIndent(after, "", " ")
+		t.Errorf("record after reopen differs:\nbefore %s\nafter %s", b, a)
+	}
+	inspectedAfter, err := e2.Inspect(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(inspected, inspectedAfter) {
+		t.Errorf("inspect after reopen differs:\nbefore %+v\nafter %+v", inspected, inspectedAfter)
 	}
 }
