@@ -32,16 +32,22 @@ import (
 //
 //	length   uint32  of the payload
 //	crc      uint32  CRC-32C of generation, sequence and payload
-//	gen      uint64  generation: one more after each checkpoint
+//	gen      uint64  generation
 //	seq      uint64  1, 2, 3... within a generation
 //	payload  a logOp (see encodeOp)
 //
-// A checkpoint applies the entries to the database in one bbolt commit, durable before the
-// log is reused, and starts a new generation at offset 0 without clearing the file.
-// Reading stops at the first frame that is torn (CRC), of another generation than the
-// first frame, or out of sequence: the tail of an older generation, already in the
-// database, and a write that a crash cut short, never acknowledged, are both ignored (see
-// recover for why no stale frame can pass for a current one).
+// Checkpoints: every checkpointN entries (or checkpointAt bytes) the writer starts a new
+// generation right after the last frame, and the entries of the one it ends are applied to
+// the database in one bbolt commit in the background, so that writers never wait for it (a
+// checkpoint of 128 records took 14 ms on the development machine, during which every
+// create used to wait). One checkpoint runs at a time. Once the file holds resetAt bytes,
+// or after a checkpoint failed, the next one is made in place instead: everything written
+// is applied, and the new generation starts at offset 0, over the old frames. Reading
+// follows the generations from offset 0 (each one more than the one before, its sequence
+// starting at 1) and stops at the first frame that is torn (CRC), out of sequence, or of
+// another generation: the tail of older generations, already in the database, and a write
+// that a crash cut short, never acknowledged, are both ignored (see recover for why no
+// stale frame can pass for a current one).
 //
 // A failed write or fdatasync makes the log refuse further writes (after a failed fsync
 // the kernel may have dropped the pages): the engine must be restarted, and replays what
@@ -57,11 +63,18 @@ type recordLog struct {
 	leading bool
 
 	// wmu serialises writes and checkpoints; the fields below are guarded by it.
-	wmu       sync.Mutex
-	gen, seq  uint64
-	off       int64
-	unapplied []*logOp
-	broken    error
+	wmu      sync.Mutex
+	gen, seq uint64
+	// off is where the next frame goes, genBytes what generation gen has written.
+	off, genBytes int64
+	// unapplied are the entries of generation gen; failed those of the generation before,
+	// when its background checkpoint failed.
+	unapplied, failed []*logOp
+	// ckpt is the background checkpoint in flight, nil when none is.
+	ckpt   *logCheckpoint
+	broken error
+	// checkpointFault, set by tests, makes background checkpoints fail.
+	checkpointFault error
 
 	// data is the log as found at open, until recover has read it.
 	data []byte
@@ -87,19 +100,26 @@ type logCall struct {
 	err  error
 }
 
+// logCheckpoint is a checkpoint running in the background; done is closed when it ended.
+type logCheckpoint struct{ done chan struct{} }
+
 const (
 	logFile      = "records.log"
-	logSize      = 1 << 20 // allocated ahead
+	logSize      = 4 << 20 // allocated ahead
 	logHeader    = 24
 	logMaxEntry  = 64 << 20
 	checkpointAt = 768 << 10 // bytes written in a generation
 	checkpointN  = 128       // entries written in a generation
+	resetAt      = 3 << 20   // from this offset on, the next generation starts at offset 0
 )
 
 var (
 	crcTable = crc32.MakeTable(crc32.Castagnoli)
-	// keyLogGen in bucketMeta is the generation of the record log being written.
-	keyLogGen = []byte("record-log-generation")
+	// keyLogGen in bucketMeta is the first generation of the record log not yet applied to
+	// the database, keyLogReserved the last one that may have been written (absent: the
+	// same as keyLogGen, as written before background checkpoints).
+	keyLogGen      = []byte("record-log-generation")
+	keyLogReserved = []byte("record-log-reserved")
 )
 
 // openRecordLog opens the log in root, allocating it when it is new. Its entries reach the
@@ -141,29 +161,51 @@ func openRecordLog(db *bolt.DB, root string, syncWrites bool, log hclog.Logger) 
 // recover applies the entries that the last process wrote and no checkpoint applied, and
 // starts a new generation, in tx (openStore's opening transaction).
 //
-// A generation is stored in the database (bucketMeta, keyLogGen) before anything of it is
-// written: here, and by each checkpoint in the transaction that applies the generation
-// before it. So every frame in the file is of the stored generation or an older one, a
-// generation older than the stored one has been applied, and a new process never writes
-// a generation that an earlier one may have left frames of (a write cut short by a crash
-// can leave some of its pages on disk and not others).
+// A generation is reserved in the database (keyLogReserved) before anything of it is
+// written: here and by each checkpoint, which reserve the generation after the one they
+// start. The first generation written by a process is one more than every generation
+// reserved or found in the file, so a process never writes a generation that an earlier
+// one may have left frames of (a write cut short by a crash can leave some of its pages on
+// disk and not others), and frames beyond the last current one are of older generations.
+// Every generation from keyLogGen on that the file holds was written by the last process,
+// in order: they are applied, oldest first.
 func (l *recordLog) recover(tx *bolt.Tx) error {
 	meta := tx.Bucket(bucketMeta)
-	var stored uint64
+	var stored, reserved uint64
 	if v := meta.Get(keyLogGen); len(v) == 8 {
 		stored = binary.BigEndian.Uint64(v)
 	}
-	gen, ops := readLog(l.data)
+	reserved = stored
+	if v := meta.Get(keyLogReserved); len(v) == 8 {
+		reserved = max(reserved, binary.BigEndian.Uint64(v))
+	}
+	segs := readLog(l.data)
 	l.data = nil
-	if len(ops) > 0 && gen >= stored {
-		if err := applyOps(tx, ops); err != nil {
+	last := reserved
+	for _, sg := range segs {
+		last = max(last, sg.gen)
+		if sg.gen < stored {
+			continue
+		}
+		if err := applyOps(tx, sg.ops); err != nil {
 			return fmt.Errorf("apply the record log: %w", err)
 		}
 	}
-	l.gen = max(stored, gen) + 1
-	var v [8]byte
-	binary.BigEndian.PutUint64(v[:], l.gen)
-	return meta.Put(keyLogGen, v[:])
+	l.gen = last + 1
+	return putGenerations(meta, l.gen)
+}
+
+// putGenerations stores that the generations before gen are applied and that gen and the
+// one after it may be written.
+func putGenerations(meta *bolt.Bucket, gen uint64) error {
+	// bbolt keeps the value slices until the commit: one array each.
+	var applied, reserved [8]byte
+	binary.BigEndian.PutUint64(applied[:], gen)
+	binary.BigEndian.PutUint64(reserved[:], gen+1)
+	if err := meta.Put(keyLogGen, applied[:]); err != nil {
+		return err
+	}
+	return meta.Put(keyLogReserved, reserved[:])
 }
 
 func syncDir(dir string) error {
@@ -175,14 +217,19 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// readLog returns the generation of the log's first frame and the entries of that
-// generation, in order, up to the first frame that is torn, of another generation or out
-// of sequence.
-func readLog(data []byte) (uint64, []*logOp) {
-	var (
-		gen uint64
-		ops []*logOp
-	)
+// logSegment is what the log holds of one generation.
+type logSegment struct {
+	gen uint64
+	ops []*logOp
+}
+
+// readLog returns the generations that follow each other from the start of the log: the
+// first frame's, then each next one, which must begin right after the last frame of the
+// one before with sequence 1. It stops at the first frame that is torn, out of sequence or
+// of another generation.
+func readLog(data []byte) []logSegment {
+	var segs []logSegment
+	var cur *logSegment
 	for off := 0; off+logHeader <= len(data); {
 		n := int(binary.LittleEndian.Uint32(data[off:]))
 		sum := binary.LittleEndian.Uint32(data[off+4:])
@@ -192,20 +239,22 @@ func readLog(data []byte) (uint64, []*logOp) {
 		if n == 0 || n > logMaxEntry || end > len(data) || crc32.Checksum(data[off+8:end], crcTable) != sum {
 			break
 		}
-		if len(ops) == 0 {
-			gen = g
-		}
-		if g != gen || seq != uint64(len(ops))+1 {
-			break
+		switch {
+		case cur != nil && g == cur.gen && seq == uint64(len(cur.ops))+1:
+		case (cur == nil || g == cur.gen+1) && seq == 1:
+			segs = append(segs, logSegment{gen: g})
+			cur = &segs[len(segs)-1]
+		default:
+			return segs
 		}
 		op, err := decodeOp(data[off+logHeader : end])
 		if err != nil {
 			break
 		}
-		ops = append(ops, op)
+		cur.ops = append(cur.ops, op)
 		off = end
 	}
-	return gen, ops
+	return segs
 }
 
 // encodeOp returns the payload of op: the length of the JSON of op without its record (a
@@ -314,14 +363,61 @@ func (l *recordLog) write(batch []*logCall) error {
 		}
 	}
 	l.seq, l.off = seq, l.off+int64(len(buf))
+	l.genBytes += int64(len(buf))
 	l.unapplied = append(l.unapplied, ops...)
-	if len(l.unapplied) >= checkpointN || l.off >= checkpointAt {
-		// The entries are durable in the log: a failed checkpoint is retried at the next one.
+	if (len(l.unapplied) >= checkpointN || l.genBytes >= checkpointAt) && l.ckpt == nil {
+		l.startCheckpoint()
+	}
+	return nil
+}
+
+// startCheckpoint ends the generation being written: its entries are applied in the
+// background while the next one is written after them. Past resetAt, or when the last
+// background checkpoint failed, the checkpoint is made in place instead (see recordLog).
+// The entries are durable in the log either way: a checkpoint that fails is retried.
+func (l *recordLog) startCheckpoint() {
+	if l.failed != nil || l.off >= resetAt {
 		if err := l.checkpointLocked(); err != nil {
 			l.log.Warn("the record log keeps its entries until a checkpoint succeeds", "error", err)
 		}
+		return
 	}
-	return nil
+	ops, gen := l.unapplied, l.gen
+	// gen+1 was reserved when gen began.
+	l.gen, l.seq, l.genBytes, l.unapplied = gen+1, 0, 0, nil
+	ck := &logCheckpoint{done: make(chan struct{})}
+	l.ckpt = ck
+	fault := l.checkpointFault
+	go func() {
+		defer close(ck.done)
+		err := l.db.Update(func(tx *bolt.Tx) error {
+			if err := applyOps(tx, ops); err != nil {
+				return err
+			}
+			if fault != nil {
+				return fault
+			}
+			return putGenerations(tx.Bucket(bucketMeta), gen+1)
+		})
+		l.wmu.Lock()
+		defer l.wmu.Unlock()
+		l.ckpt = nil
+		if err != nil {
+			l.failed = ops
+			l.log.Warn("the record log keeps its entries until a checkpoint succeeds", "error", fmt.Errorf("checkpoint of the record log: %w", err))
+		}
+	}()
+}
+
+// waitCheckpoint waits, with wmu held, for the background checkpoint in flight; it lets
+// wmu go meanwhile.
+func (l *recordLog) waitCheckpoint() {
+	for l.ckpt != nil {
+		ck := l.ckpt
+		l.wmu.Unlock()
+		<-ck.done
+		l.wmu.Lock()
+	}
 }
 
 // checkpoint applies the log's entries to the database and starts a new generation.
@@ -331,23 +427,27 @@ func (l *recordLog) checkpoint() error {
 	return l.checkpointLocked()
 }
 
+// checkpointLocked applies every entry written (after the background checkpoint in flight,
+// if any) and starts the next generation at offset 0.
 func (l *recordLog) checkpointLocked() error {
-	if len(l.unapplied) == 0 {
+	l.waitCheckpoint()
+	if len(l.unapplied) == 0 && l.failed == nil {
 		return nil
 	}
 	err := l.db.Update(func(tx *bolt.Tx) error {
+		if err := applyOps(tx, l.failed); err != nil {
+			return err
+		}
 		if err := applyOps(tx, l.unapplied); err != nil {
 			return err
 		}
-		var v [8]byte
-		binary.BigEndian.PutUint64(v[:], l.gen+1)
-		return tx.Bucket(bucketMeta).Put(keyLogGen, v[:])
+		return putGenerations(tx.Bucket(bucketMeta), l.gen+1)
 	})
 	if err != nil {
 		return fmt.Errorf("checkpoint of the record log: %w", err)
 	}
 	l.gen++
-	l.seq, l.off, l.unapplied = 0, 0, nil
+	l.seq, l.off, l.genBytes, l.unapplied, l.failed = 0, 0, 0, nil, nil
 	return nil
 }
 

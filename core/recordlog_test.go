@@ -3,9 +3,11 @@ package core
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -158,18 +160,26 @@ func TestRecordLogIgnoresATornTail(t *testing.T) {
 	}
 }
 
+// waitCheckpoint waits for the log's background checkpoint, if one is running.
+func waitCheckpoint(s *store) {
+	s.rl.wmu.Lock()
+	s.rl.waitCheckpoint()
+	s.rl.wmu.Unlock()
+}
+
 // TestRecordLogAfterCheckpoint checks the generations: entries of a checkpointed
 // generation left further in the file are not applied over newer ones, and a torn first
 // frame of a new generation loses nothing that was checkpointed.
 func TestRecordLogAfterCheckpoint(t *testing.T) {
 	root := t.TempDir()
 	s := testStore(t, root)
-	ids := commitN(t, s, "a", checkpointN) // the last commit checkpoints
-	if s.rl.off != 0 || !inDB(t, s, ids[0]) {
-		t.Fatalf("no checkpoint after %d entries (offset %d)", checkpointN, s.rl.off)
+	gen := s.rl.gen
+	ids := commitN(t, s, "a", checkpointN) // the last commit starts a checkpoint
+	waitCheckpoint(s)
+	if s.rl.gen != gen+1 || s.rl.off == 0 || !inDB(t, s, ids[0]) || !inDB(t, s, ids[checkpointN-1]) {
+		t.Fatalf("no background checkpoint after %d entries (generation %d, was %d; offset %d)", checkpointN, s.rl.gen, gen, s.rl.off)
 	}
-	// The new generation deletes a container at offset 0, over the old generation's first
-	// entries, whose later ones stay in the file.
+	// The next generation follows in the file and deletes a container.
 	if err := s.Delete(context.Background(), ids[0]); err != nil {
 		t.Fatal(err)
 	}
@@ -183,12 +193,12 @@ func TestRecordLogAfterCheckpoint(t *testing.T) {
 	}
 	crash(t, s)
 
-	// Reopened without new writes: the first frame is of a generation already applied.
+	// Reopened without new writes: the generations in the file are applied already.
 	s = testStore(t, root)
 	if s.records[ids[0]] != nil || len(s.records) != checkpointN-1 {
 		t.Errorf("reopen replayed an applied generation: %d records", len(s.records))
 	}
-	commitN(t, s, "b", 1)
+	commitN(t, s, "b", 1) // at offset 0, over the old generations' first frame
 	crash(t, s)
 	// Tear the new generation's first frame.
 	f, err := os.OpenFile(filepath.Join(root, logFile), os.O_RDWR, 0)
@@ -201,6 +211,94 @@ func TestRecordLogAfterCheckpoint(t *testing.T) {
 	defer closeStore(t, s)
 	if len(s.records) != checkpointN-1 {
 		t.Errorf("%d records after a torn first frame, want the %d checkpointed", len(s.records), checkpointN-1)
+	}
+}
+
+// TestRecordLogCrashDuringCheckpoint crashes right after a checkpoint started in the
+// background, with entries of the next generation written: whether the checkpoint made it
+// or not, every entry is there after the crash.
+func TestRecordLogCrashDuringCheckpoint(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		t.Run(fmt.Sprintf("checkpoint fails %v", fail), func(t *testing.T) {
+			root := t.TempDir()
+			s := testStore(t, root)
+			if fail {
+				s.rl.checkpointFault = errors.New("injected")
+			}
+			ids := commitN(t, s, "a", checkpointN+3)
+			crash(t, s)
+			s = testStore(t, root)
+			defer closeStore(t, s)
+			if len(s.records) != checkpointN+3 {
+				t.Errorf("%d records after the crash, want %d", len(s.records), checkpointN+3)
+			}
+			for _, id := range ids {
+				if !inDB(t, s, id) {
+					t.Fatalf("container %s not in the database after recovery", id)
+				}
+			}
+		})
+	}
+}
+
+// TestRecordLogFailedCheckpoint checks that a background checkpoint that fails is made
+// again in place, before the log starts over at offset 0 where its entries are.
+func TestRecordLogFailedCheckpoint(t *testing.T) {
+	root := t.TempDir()
+	s := testStore(t, root)
+	s.rl.checkpointFault = errors.New("injected")
+	ids := commitN(t, s, "a", checkpointN)
+	waitCheckpoint(s)
+	if inDB(t, s, ids[0]) || s.rl.failed == nil {
+		t.Fatal("the injected checkpoint failure did not happen")
+	}
+	s.rl.checkpointFault = nil
+	more := commitN(t, s, "b", checkpointN) // the next checkpoint is made in place
+	waitCheckpoint(s)
+	if s.rl.off != 0 || s.rl.failed != nil || !inDB(t, s, ids[0]) || !inDB(t, s, more[checkpointN-1]) {
+		t.Fatalf("after the failed checkpoint: offset %d, failed %d, first in db %v", s.rl.off, len(s.rl.failed), inDB(t, s, ids[0]))
+	}
+	crash(t, s)
+	s = testStore(t, root)
+	defer closeStore(t, s)
+	if len(s.records) != 2*checkpointN {
+		t.Errorf("%d records, want %d", len(s.records), 2*checkpointN)
+	}
+}
+
+// TestRecordLogStartsOver checks that the log goes back to offset 0 once it holds resetAt
+// bytes, and that what it wrote before and after survives a crash.
+func TestRecordLogStartsOver(t *testing.T) {
+	root := t.TempDir()
+	s := testStore(t, root)
+	big := strings.Repeat("x", 64<<10)
+	var ids []string
+	for i, reset := 0, false; !reset; i++ {
+		before := s.rl.off
+		rec := &spec.Record{ID: NewID(), Name: fmt.Sprintf("c%d", i), Dirty: big}
+		if err := s.ReserveName(rec.ID, rec.Name); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Commit(context.Background(), rec); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, rec.ID)
+		// The write that crossed resetAt ended a generation, made in place.
+		if reset = s.rl.off < before; reset && before+2*int64(len(big)) < resetAt {
+			t.Fatalf("the log started over at offset %d, before %d", before, resetAt)
+		}
+		if i > 1000 {
+			t.Fatal("the log never started over")
+		}
+	}
+	after := commitN(t, s, "z", 2)
+	crash(t, s)
+	s = testStore(t, root)
+	defer closeStore(t, s)
+	for _, id := range append(ids, after...) {
+		if s.records[id] == nil {
+			t.Fatalf("container %s lost", id)
+		}
 	}
 }
 
@@ -248,22 +346,40 @@ func frame(t *testing.T, gen, seq uint64, op *logOp) []byte {
 // the stale frame exactly where the next one of the current generation would be.
 func TestReadLogStopsAtAnotherGeneration(t *testing.T) {
 	put := func(id string) *logOp { return &logOp{ID: id, Record: json.RawMessage(`{"Id":"` + id + `"}`)} }
+	count := func(segs []logSegment) (n int) {
+		for _, sg := range segs {
+			n += len(sg.ops)
+		}
+		return n
+	}
 	// Generation 5 wrote A, B; generation 6 then wrote A' (same length) over A.
 	data := append(frame(t, 6, 1, put("a")), frame(t, 5, 2, put("b"))...)
-	gen, ops := readLog(data)
-	if gen != 6 || len(ops) != 1 || ops[0].ID != "a" {
-		t.Errorf("readLog = gen %d, %d ops; want generation 6 with its one entry", gen, len(ops))
+	segs := readLog(data)
+	if len(segs) != 1 || segs[0].gen != 6 || len(segs[0].ops) != 1 || segs[0].ops[0].ID != "a" {
+		t.Errorf("readLog = %+v; want generation 6 with its one entry", segs)
 	}
 	// Out of sequence within a generation.
 	data = append(frame(t, 6, 1, put("a")), frame(t, 6, 3, put("b"))...)
-	if _, ops := readLog(data); len(ops) != 1 {
-		t.Errorf("readLog read %d entries past a gap in the sequence", len(ops))
+	if segs := readLog(data); count(segs) != 1 {
+		t.Errorf("readLog read %d entries past a gap in the sequence", count(segs))
 	}
 	// A torn first frame: nothing is read, even though a later frame is intact.
 	data = append(frame(t, 5, 1, put("a")), frame(t, 5, 2, put("b"))...)
 	data[logHeader] ^= 0xff
-	if _, ops := readLog(data); len(ops) != 0 {
-		t.Errorf("readLog read %d entries after a torn first frame", len(ops))
+	if segs := readLog(data); count(segs) != 0 {
+		t.Errorf("readLog read %d entries after a torn first frame", count(segs))
+	}
+	// Generations that follow each other (a background checkpoint) are read in order; one
+	// that skips a generation, or does not start at sequence 1, ends the log.
+	data = append(append(frame(t, 5, 1, put("a")), frame(t, 5, 2, put("b"))...), frame(t, 6, 1, put("c"))...)
+	data = append(append(data, frame(t, 6, 2, put("d"))...), frame(t, 7, 2, put("stale"))...)
+	segs = readLog(data)
+	if len(segs) != 2 || segs[0].gen != 5 || len(segs[0].ops) != 2 || segs[1].gen != 6 || len(segs[1].ops) != 2 {
+		t.Errorf("readLog of two generations = %+v", segs)
+	}
+	data = append(frame(t, 5, 1, put("a")), frame(t, 7, 1, put("stale"))...)
+	if segs := readLog(data); count(segs) != 1 {
+		t.Errorf("readLog read %d entries across a missing generation, want 1", count(segs))
 	}
 }
 
