@@ -293,13 +293,20 @@ func (g *groupStore) keepSequence(seq uint64) error {
 		return err
 	}
 	tx := t.(*bolt.Tx)
-	v := tx.Bucket(bucketStorageVersion)
-	var s *bolt.Bucket
-	if v != nil {
-		s = v.Bucket(bucketSnapshots)
+	if v := tx.Bucket(bucketStorageVersion); v != nil {
+		if s := v.Bucket(bucketSnapshots); s != nil && s.Sequence() >= seq {
+			return tx.Rollback()
+		}
 	}
-	if s == nil || s.Sequence() >= seq {
-		return tx.Rollback()
+	// The rolled-back group may have made the bucket (the first snapshot of a store): it
+	// is made here as containerd's storage makes it, so that the sequence is kept.
+	v, err := tx.CreateBucketIfNotExists(bucketStorageVersion)
+	if err != nil {
+		return errors.Join(err, tx.Rollback())
+	}
+	s, err := v.CreateBucketIfNotExists(bucketSnapshots)
+	if err != nil {
+		return errors.Join(err, tx.Rollback())
 	}
 	if err := s.SetSequence(seq); err != nil {
 		return errors.Join(err, tx.Rollback())

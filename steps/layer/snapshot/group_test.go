@@ -274,3 +274,52 @@ func upperOf(opts []string) string {
 	}
 	return strings.Join(opts, ",")
 }
+
+// TestFailedCommitKeepsTheSequence makes a commit fail (the database may not grow) on a
+// new store, whose first snapshot makes the bucket that holds the ID sequence: the ID the
+// rolled-back snapshot had is never handed out again, so that its caller's clean-up of
+// snapshots/<ID> cannot meet a later snapshot's directory.
+func TestFailedCommitKeepsTheSequence(t *testing.T) {
+	dir := t.TempDir()
+	ms, err := storage.NewMetaStore(filepath.Join(dir, "metadata.db"), func(o *bolt.Options) error {
+		o.MaxSize = 1 << 20
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newGroupStore(ms)
+	sn, err := overlay.NewSnapshotter(dir, overlay.AsynchronousRemove, overlay.WithMetaStore(g))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sn.Close()
+	ctx := context.Background()
+	var failedID string
+	big := strings.Repeat("x", 2<<20)
+	err = g.WithTransaction(ctx, true, func(ctx context.Context) error {
+		s, err := storage.CreateSnapshot(ctx, snapshots.KindActive, "too-big", "", snapshots.WithLabels(map[string]string{"big": big}))
+		failedID = s.ID
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "commit failed") {
+		t.Fatalf("commit of a snapshot past the size limit: %v, want it to fail", err)
+	}
+	if _, err := sn.Stat(ctx, "too-big"); !cerrdefs.IsNotFound(err) {
+		t.Errorf("the snapshot whose commit failed: %v, want NotFound", err)
+	}
+	var nextID string
+	if err := g.WithTransaction(ctx, true, func(ctx context.Context) error {
+		s, err := storage.CreateSnapshot(ctx, snapshots.KindActive, "next", "")
+		nextID = s.ID
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var f, n uint64
+	fmt.Sscan(failedID, &f)
+	fmt.Sscan(nextID, &n)
+	if f == 0 || n <= f {
+		t.Errorf("next snapshot ID %s, want past the rolled-back %s", nextID, failedID)
+	}
+}
