@@ -172,7 +172,7 @@ func (s *Store) commit(l *loader) (LoadResult, error) {
 		return LoadResult{}, err
 	}
 	var res LoadResult
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		res = LoadResult{}
 		now := time.Now().UTC()
 		names := tx.Bucket(bucketImages).Bucket(bucketNames)

@@ -218,7 +218,7 @@ func (s *Store) Delete(ctx context.Context, ref string, usedBy UsedBy) ([]image.
 		resp    []image.DeleteResponse
 		deleted *record
 	)
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		resp, deleted = nil, nil
 		r, name, err := lookupWhole(tx, ref)
 		if err != nil {
@@ -416,7 +416,7 @@ func (s *Store) Tag(ctx context.Context, ref, newName string) (id, name string, 
 	name = named.String()
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		r, _, err := lookupWhole(tx, ref)
 		if err != nil {
 			return err

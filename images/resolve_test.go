@@ -526,3 +526,44 @@ func TestChainID(t *testing.T) {
 		t.Errorf("empty image = %+v, %v", e, err)
 	}
 }
+
+// TestResolveCache checks that Resolve, which caches what it found, answers for the index
+// as it is: after a load moved a tag, a tag and a delete, and with results that do not
+// share what a caller could change.
+func TestResolveCache(t *testing.T) {
+	s, _ := testStore(t)
+	ctx := context.Background()
+	first := imagetest.Image{Tags: []string{"cached:1"}, Config: ocispec.ImageConfig{Cmd: []string{"one"}},
+		Layers: []imagetest.Layer{{Files: []imagetest.File{{Path: "/a", Content: []byte("a")}}}}}
+	second := imagetest.Image{Tags: []string{"cached:1"}, Config: ocispec.ImageConfig{Cmd: []string{"two"}}}
+	id1 := mustLoad(t, s, ociTar(t, imagetest.Options{}, first)).Images[0].ID
+	a, err := s.Resolve(ctx, "cached:1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Layers[0].Size, a.DiffIDs[0] = -1, "changed"
+	a.Warnings = append(a.Warnings, "changed")
+	b, err := s.Resolve(ctx, "cached:1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.ID != id1 || b.Layers[0].Size == -1 || b.DiffIDs[0] == "changed" || len(b.Warnings) != 0 || b.Manifest.Platform != &b.Platform {
+		t.Fatalf("second resolve = %+v: it shares what the first caller changed", b)
+	}
+	id2 := mustLoad(t, s, ociTar(t, imagetest.Options{}, second)).Images[0].ID
+	if c, err := s.Resolve(ctx, "cached:1", nil); err != nil || c.ID != id2 {
+		t.Fatalf("after a load moved the tag: %v, %v; want %s", c, err, id2)
+	}
+	if _, _, err := s.Tag(ctx, id1, "cached:1"); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := s.Resolve(ctx, "cached:1", nil); err != nil || c.ID != id1 {
+		t.Fatalf("after a tag moved it back: %v, %v; want %s", c, err, id1)
+	}
+	if _, err := s.Delete(ctx, "cached:1", func(string) (string, bool) { return "", false }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Resolve(ctx, "cached:1", nil); !errdefs.IsNotFound(err) {
+		t.Fatalf("after the delete: %v, want NotFound", err)
+	}
+}
