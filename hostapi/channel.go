@@ -200,10 +200,13 @@ func (ch *Channel) Invoke(ctx context.Context, method string, args, reply any, _
 			ch.giveUp(c)
 		}
 		ch.discard(c)
+		if cerr := ctx.Err(); cerr != nil {
+			// The caller's deadline or cancellation came first, or together with the answer
+			// (a late timer under load): it wins, so that a call past its deadline always
+			// ends the same way, whatever the plugin's answer was.
+			return status.FromContextError(cerr).Err()
+		}
 		if err != nil {
-			if cerr := ctx.Err(); cerr != nil {
-				return status.FromContextError(cerr).Err()
-			}
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				return status.Error(codes.DeadlineExceeded, context.DeadlineExceeded.Error())
 			}
@@ -214,6 +217,12 @@ func (ch *Channel) Invoke(ctx context.Context, method string, args, reply any, _
 			_ = c.SetDeadline(time.Time{})
 		}
 		ch.put(c)
+	}
+	if hasDL && !time.Now().Before(dl) {
+		// The answer came at or after the deadline, before its timers fired: they can run
+		// late under load, and the plugin's own deadline, a moment later, can fire first
+		// and answer with its stage's context error. The deadline wins, as it would have.
+		return status.Error(codes.DeadlineExceeded, context.DeadlineExceeded.Error())
 	}
 	return decodeResponse(body, out)
 }
