@@ -175,7 +175,7 @@ func openStore(db, jdb *bolt.DB, root string, syncRecords, syncJournal bool, log
 
 // recordJSON encodes records as encoding/json does, except that struct fields holding their
 // zero value are left out. A record's moby types have about 150 fields, most of them empty:
-// a typical record shrinks from 7 KB to 2 KB, which is written twice (the record log, then
+// a typical record shrinks from 7 KB to 4 KB, which is written twice (the record log, then
 // slipway.db at a checkpoint). Decoding into a fresh value gives the same record either
 // way, since an absent field keeps its zero value; records written before are read as
 // they are.
