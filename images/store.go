@@ -49,10 +49,16 @@ type Store struct {
 	// configs caches parsed image configs by digest (content addressed, never stale).
 	configs sync.Map
 	// resolved caches what Resolve found, by reference and platform, as of generation gen
-	// of the index, which update moves on after every write (see Resolve).
-	resolved sync.Map
-	gen      atomic.Uint64
+	// of the index, which update moves on after every write (see Resolve); it is emptied
+	// then, and after every maxResolved entries stored.
+	resolved  sync.Map
+	nResolved atomic.Int64
+	gen       atomic.Uint64
 }
+
+// maxResolved bounds Store.resolved: a reference can be spelt many ways (short IDs of any
+// length, with or without the registry).
+const maxResolved = 1024
 
 // resolvedImage is an entry of Store.resolved.
 type resolvedImage struct {
@@ -63,8 +69,15 @@ type resolvedImage struct {
 // update runs fn in a write transaction of the index and then makes every cached
 // resolution stale.
 func (s *Store) update(fn func(tx *bolt.Tx) error) error {
+	defer s.forgetResolved()
 	defer s.gen.Add(1)
 	return s.db.Update(fn)
+}
+
+// forgetResolved empties the cache of Resolve.
+func (s *Store) forgetResolved() {
+	s.resolved.Clear()
+	s.nResolved.Store(0)
 }
 
 // record is what the index keeps for one image.
@@ -193,6 +206,9 @@ func (s *Store) Resolve(ctx context.Context, ref string, platform *ocispec.Platf
 	img, err := s.resolve(ref, platform)
 	if err != nil {
 		return nil, err
+	}
+	if s.nResolved.Add(1) > maxResolved {
+		s.forgetResolved()
 	}
 	s.resolved.Store(key, resolvedImage{gen: gen, img: copyImage(img)})
 	return img, nil
