@@ -13,8 +13,8 @@
 //     command line.
 //
 // Nothing so far has an effect. Before the first one, the run is written to the journal
-// (journal.db, a bbolt database written without fsync unless Options.SyncJournal is set), so
-// that a crash at any later instant leaves a record of what to undo:
+// (journal.log, an append-only file written without fsync unless Options.SyncJournal is set;
+// see journal), so that a crash at any later instant leaves a record of what to undo:
 //
 //  4. register, first half (Registrar.Reserve): the name is reserved, or generated; a
 //     conflict ends the run before anything expensive happened.
@@ -25,10 +25,9 @@
 //  8. mkdir (DirMaker): the container's directories.
 //  9. register, second half (Registrar.Register): the record is committed with one
 //     fdatasynced entry of the record log (records.log, applied to the state database
-//     slipway.db at checkpoints, see recordLog); the container now exists in state
-//     "created". The run's journal entry is dropped by the next journal transaction (or at
-//     Close), not in one of its own; a crash before that leaves a journal entry whose
-//     record exists, which recovery only drops.
+//     slipway.db at checkpoints, see recordLog), then the run's journal entry is ended;
+//     the container now exists in state "created". A crash between the two leaves a
+//     journal entry whose record exists, which recovery only drops.
 //
 // Check steps (Checker) may run before or after any stage to add warnings or veto.
 //

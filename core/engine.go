@@ -146,7 +146,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		}
 		return nil, errdefs.Internal(fmt.Errorf("open state database: %w", err))
 	}
-	jdb, err := openJournal(filepath.Join(root, "journal.db"), opts)
+	jr, err := openJournal(root, opts.SyncJournal && !opts.NoSync, opts.Logger)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -161,15 +161,15 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 		live:   map[*snapshot]struct{}{},
 		uses:   map[string]int{},
 	}
-	if e.st, err = openStore(db, jdb, root, !opts.NoSync, opts.SyncJournal && !opts.NoSync, opts.Logger); err != nil {
-		jdb.Close()
+	if e.st, err = openStore(db, jr, root, !opts.NoSync, opts.Logger); err != nil {
+		jr.close()
 		db.Close()
 		return nil, err
 	}
 	e.env = Env{Root: root, DB: db, Logger: opts.Logger, Host: hostView{e}, Store: e.st, Shared: &Shared{}, Events: e}
 	if opts.Images != nil {
 		if e.images, err = opts.Images(ctx, e.env); err != nil {
-			jdb.Close()
+			jr.close()
 			db.Close()
 			return nil, fmt.Errorf("image store: %w", err)
 		}
@@ -178,7 +178,7 @@ func Open(ctx context.Context, opts Options) (*Engine, error) {
 	snap, err := e.build(ctx, *opts.Pipeline)
 	if err != nil {
 		e.closeInstances()
-		jdb.Close()
+		jr.close()
 		db.Close()
 		return nil, err
 	}
@@ -502,43 +502,16 @@ func (e *Engine) Close() error {
 	}
 	e.runs.Wait()
 	err := e.closeInstances()
-	if cerr := e.st.flushEnded(); cerr != nil {
-		err = errors.Join(err, fmt.Errorf("end the journal entries of created containers: %w", cerr))
-	}
 	if cerr := e.st.rl.close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
-	if cerr := e.st.jdb.Close(); cerr != nil {
+	if cerr := e.st.j.close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
 	if cerr := e.db.Close(); cerr != nil {
 		err = errors.Join(err, cerr)
 	}
 	return err
-}
-
-// openJournal opens the journal database. A journal that cannot be read (torn by a power
-// loss while unsynced) is moved aside, loudly, and a new one started: its runs can no
-// longer be finished, but the records in the state database are intact.
-func openJournal(path string, opts Options) (*bolt.DB, error) {
-	bo := &bolt.Options{Timeout: 2 * time.Second, NoSync: !opts.SyncJournal || opts.NoSync, NoFreelistSync: true}
-	jdb, err := bolt.Open(path, 0o600, bo)
-	if err == nil {
-		return jdb, nil
-	}
-	if errors.Is(err, bolt.ErrTimeout) {
-		return nil, errdefs.Unavailable(fmt.Errorf("journal %s is in use by another slipway process", path))
-	}
-	aside := fmt.Sprintf("%s.corrupt-%d", path, time.Now().Unix())
-	opts.Logger.Error("journal unreadable; moved aside, half-done runs in it cannot be finished", "path", path, "aside", aside, "error", err)
-	if rerr := os.Rename(path, aside); rerr != nil {
-		return nil, errdefs.Internal(fmt.Errorf("open journal: %w (and moving it aside failed: %v)", err, rerr))
-	}
-	jdb, err = bolt.Open(path, 0o600, bo)
-	if err != nil {
-		return nil, errdefs.Internal(fmt.Errorf("open journal: %w", err))
-	}
-	return jdb, nil
 }
 
 func (e *Engine) closeInstances() error {

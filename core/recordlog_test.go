@@ -25,11 +25,11 @@ func testStore(t *testing.T, root string) *store {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jdb, err := bolt.Open(filepath.Join(root, "journal.db"), 0o600, &bolt.Options{NoSync: true})
+	j, err := openJournal(root, false, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := openStore(db, jdb, root, true, false, hclog.NewNullLogger())
+	s, err := openStore(db, j, root, true, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func crash(t *testing.T, s *store) {
 	t.Helper()
 	s.rl.f.Close()
 	s.db.Close()
-	s.jdb.Close()
+	s.j.close()
 }
 
 func closeStore(t *testing.T, s *store) {
@@ -50,7 +50,7 @@ func closeStore(t *testing.T, s *store) {
 		t.Fatal(err)
 	}
 	s.db.Close()
-	s.jdb.Close()
+	s.j.close()
 }
 
 func commitN(t *testing.T, s *store, prefix string, n int) []string {

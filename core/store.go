@@ -88,18 +88,10 @@ type store struct {
 	// rl is the write-ahead log of records, names and events; they reach db at its
 	// checkpoints.
 	rl *recordLog
-	// jdb is the journal: runs in flight. It has a file of its own so that its writes can
+	// j is the journal: runs in flight. It has a file of its own so that its writes can
 	// skip fsync (see Options.SyncJournal) while records stay durable.
-	jdb   *bolt.DB
-	jgc   groupCommit
-	jsync bool
-	log   hclog.Logger
-
-	// ended are the IDs of created containers whose journal entries are still to be
-	// deleted: the next journal transaction deletes them before its own writes (see
-	// endRunLater).
-	endedMu sync.Mutex
-	ended   []string
+	j   *journal
+	log hclog.Logger
 
 	mu       sync.RWMutex
 	records  map[string]*spec.Record // committed containers by ID
@@ -113,7 +105,7 @@ type store struct {
 	subs  map[chan Event]struct{}
 }
 
-func openStore(db, jdb *bolt.DB, root string, syncRecords, syncJournal bool, log hclog.Logger) (*store, error) {
+func openStore(db *bolt.DB, j *journal, root string, syncRecords bool, log hclog.Logger) (*store, error) {
 	rl, err := openRecordLog(db, root, syncRecords, log)
 	if err != nil {
 		return nil, errdefs.Internal(fmt.Errorf("open the record log: %w", err))
@@ -122,9 +114,7 @@ func openStore(db, jdb *bolt.DB, root string, syncRecords, syncJournal bool, log
 		log:      log,
 		db:       db,
 		rl:       rl,
-		jdb:      jdb,
-		jgc:      groupCommit{db: jdb},
-		jsync:    syncJournal,
+		j:        j,
 		records:  map[string]*spec.Record{},
 		names:    map[string]string{},
 		reserved: map[string][]string{},
@@ -163,12 +153,6 @@ func openStore(db, jdb *bolt.DB, root string, syncRecords, syncJournal bool, log
 	if err != nil {
 		rl.f.Close()
 		return nil, errdefs.Internal(fmt.Errorf("load state: %w", err))
-	}
-	if err := jdb.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(bucketRuns)
-		return err
-	}); err != nil {
-		return nil, errdefs.Internal(fmt.Errorf("load journal: %w", err))
 	}
 	return s, nil
 }
@@ -244,7 +228,9 @@ func (s *store) Commit(ctx context.Context, rec *spec.Record) error {
 	s.publish(ev)
 	// The record is durable: the run is over. If the process dies before the journal entry
 	// is gone, recovery finds the record and only drops the entry.
-	s.endRunLater(rec.ID)
+	if err := s.endRun(rec.ID); err != nil {
+		s.log.Warn("journal entry of a created container not ended; recovery will drop it", "id", rec.ID, "error", err)
+	}
 	return nil
 }
 
@@ -300,88 +286,20 @@ func (s *store) markDirty(id string, cause error) error {
 }
 
 // beginRun writes the journal entry of a run before its first effect.
-func (s *store) beginRun(r *runRecord) error {
-	data, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	return s.journal(func(b *bolt.Bucket) error {
-		return b.Put([]byte(r.ID), data)
-	})
-}
+func (s *store) beginRun(r *runRecord) error { return s.j.put(r, false) }
 
 // endRun deletes the journal entry of a run that finished or whose undo finished.
-func (s *store) endRun(id string) error {
-	return s.journal(func(b *bolt.Bucket) error {
-		return b.Delete([]byte(id))
-	})
-}
-
-// endRunLater deletes the journal entry of a created container with the next journal
-// transaction, or at close, instead of in a transaction of its own (about 30 µs of every
-// create on the development machine). Until then the entry names a run whose record is
-// committed, which recovery only drops, as it does when the process dies first.
-func (s *store) endRunLater(id string) {
-	s.endedMu.Lock()
-	s.ended = append(s.ended, id)
-	s.endedMu.Unlock()
-}
-
-// journal runs fn on the journal's bucket of runs in a transaction, possibly shared with
-// other callers' (see groupCommit). The transaction first deletes the entries that
-// endRunLater queued: they are taken inside it, so that a later write for the same ID (the
-// container's removal) always comes after their deletion. A transaction that fails leaves
-// them in the journal, for recovery to drop.
-func (s *store) journal(fn func(b *bolt.Bucket) error) error {
-	return s.jgc.update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketRuns)
-		s.endedMu.Lock()
-		ended := s.ended
-		s.ended = nil
-		s.endedMu.Unlock()
-		for _, id := range ended {
-			if err := b.Delete([]byte(id)); err != nil {
-				return err
-			}
-		}
-		return fn(b)
-	})
-}
-
-// flushEnded deletes the journal entries that endRunLater queued; Close calls it.
-func (s *store) flushEnded() error {
-	return s.journal(func(*bolt.Bucket) error { return nil })
-}
+func (s *store) endRun(id string) error { return s.j.end(id) }
 
 // failRun keeps the journal entry of a run whose undo failed, with the reason, and makes
 // it durable whatever the journal's sync setting: a failed undo is never lost.
 func (s *store) failRun(r *runRecord, cause error) error {
 	r.Failed = cause.Error()
-	if err := s.beginRun(r); err != nil {
-		return err
-	}
-	if !s.jsync {
-		return s.jdb.Sync()
-	}
-	return nil
+	return s.j.put(r, true)
 }
 
-func (s *store) runs() ([]*runRecord, error) {
-	var out []*runRecord
-	err := s.jdb.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketRuns).ForEach(func(k, v []byte) error {
-			var r runRecord
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("run %s: %w", k, err)
-			}
-			out = append(out, &r)
-			return nil
-		})
-	})
-	return out, err
-}
+func (s *store) runs() ([]*runRecord, error) { return s.j.runs() }
 
-// get returns the record with that ID, unique ID prefix or name.
 func (s *store) get(ref string) (*spec.Record, error) {
 	ref = strings.TrimSpace(ref)
 	if ref == "" {

@@ -1,42 +1,187 @@
 package core
 
 import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
+	bolt "go.etcd.io/bbolt"
 )
 
-// TestJournalEndLater checks the journal entries that a create ends later (endRunLater):
-// the next journal transaction deletes them before its own write, so that the removal of
-// the same container keeps its entry, and closing deletes the rest.
-func TestJournalEndLater(t *testing.T) {
-	s := testStore(t, t.TempDir())
-	defer closeStore(t, s)
-	for _, id := range []string{"created", "removed"} {
-		if err := s.beginRun(&runRecord{ID: id, Op: opCreate, Start: time.Now()}); err != nil {
-			t.Fatal(err)
-		}
-		s.endRunLater(id)
-	}
-	// The removal of "removed" begins while its create's entry is still queued for deletion.
-	if err := s.beginRun(&runRecord{ID: "removed", Op: opRemove, Start: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
-	runs, err := s.runs()
+func liveRuns(t *testing.T, j *journal) map[string]*runRecord {
+	t.Helper()
+	runs, err := j.runs()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(runs) != 1 || runs[0].ID != "removed" || runs[0].Op != opRemove {
-		t.Fatalf("journal = %+v, want only the removal in flight", runs)
+	m := map[string]*runRecord{}
+	for _, r := range runs {
+		m[r.ID] = r
 	}
-	s.endRunLater("later")
-	if err := s.beginRun(&runRecord{ID: "later", Op: opCreate, Start: time.Now()}); err != nil {
+	return m
+}
+
+func runIDs[V any](m map[string]V) string {
+	var out []string
+	for id := range m {
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return strings.Join(out, " ")
+}
+
+func openTestJournal(t *testing.T, root string) *journal {
+	t.Helper()
+	j, err := openJournal(root, false, hclog.NewNullLogger())
+	if err != nil {
 		t.Fatal(err)
 	}
-	s.endRunLater("later")
-	if err := s.flushEnded(); err != nil {
+	t.Cleanup(func() { j.close() })
+	return j
+}
+
+// TestJournalReplays writes runs that begin, end and fail, and reads them back as a new
+// process does after a crash: the file as the writes left it.
+func TestJournalReplays(t *testing.T) {
+	root := t.TempDir()
+	j := openTestJournal(t, root)
+	for _, id := range []string{"a", "b", "c"} {
+		if err := j.put(&runRecord{ID: id, Op: opCreate, Start: time.Now()}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.end("a"); err != nil {
 		t.Fatal(err)
 	}
-	if runs, err = s.runs(); err != nil || len(runs) != 1 || runs[0].ID != "removed" {
-		t.Fatalf("journal after the flush = %+v, %v; want only the removal in flight", runs, err)
+	if err := j.put(&runRecord{ID: "c", Op: opCreate, Failed: "undo layer: boom"}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.put(&runRecord{ID: "d", Op: opRemove}, false); err != nil {
+		t.Fatal(err)
+	}
+	live := liveRuns(t, openTestJournal(t, root))
+	if runIDs(live) != "b c d" || live["c"].Failed != "undo layer: boom" || live["d"].Op != opRemove {
+		t.Fatalf("runs after reopen: %s (%+v)", runIDs(live), live)
+	}
+}
+
+// TestJournalTornWrite checks that a write cut short is ignored, and what came before it
+// is kept.
+func TestJournalTornWrite(t *testing.T) {
+	root := t.TempDir()
+	j := openTestJournal(t, root)
+	for _, id := range []string{"a", "b"} {
+		if err := j.put(&runRecord{ID: id, Op: opCreate}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(root, journalFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)-2] ^= 0xff
+	live := map[string]json.RawMessage{}
+	readJournal(data, live)
+	if runIDs(live) != "a" {
+		t.Errorf("runs with the last write torn: %q, want a", runIDs(live))
+	}
+	// A frame of another generation after the current ones (left by an older file's
+	// content) ends the journal too.
+	other := appendFrame(nil, j.gen+1, j.seq+1, []byte(`{"put":{"id":"stale","op":"create"}}`))
+	data, _ = os.ReadFile(filepath.Join(root, journalFile))
+	live = map[string]json.RawMessage{}
+	readJournal(append(data, other...), live)
+	if runIDs(live) != "a b" {
+		t.Errorf("runs with a frame of another generation: %q, want a b", runIDs(live))
+	}
+}
+
+// TestJournalCompacts runs many short runs beside two long ones: the file is rewritten
+// with the runs in flight once it has grown past journalCompactAt, and keeps them.
+func TestJournalCompacts(t *testing.T) {
+	root := t.TempDir()
+	j := openTestJournal(t, root)
+	for _, id := range []string{"long1", "long2"} {
+		if err := j.put(&runRecord{ID: id, Op: opCreate}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gen, compacted := j.gen, false
+	for i := 0; !compacted; i++ {
+		id := fmt.Sprintf("short%d", i)
+		if err := j.put(&runRecord{ID: id, Op: opCreate, Name: strings.Repeat("n", 100)}, false); err != nil {
+			t.Fatal(err)
+		}
+		if err := j.end(id); err != nil {
+			t.Fatal(err)
+		}
+		compacted = j.gen != gen
+		if i > 100000 {
+			t.Fatal("the journal never compacted")
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(root, journalFile)); err != nil || fi.Size() >= journalCompactAt/2 {
+		t.Fatalf("journal after compaction: %v, %v", fi.Size(), err)
+	}
+	if err := j.put(&runRecord{ID: "after", Op: opRemove}, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := runIDs(liveRuns(t, openTestJournal(t, root))); got != "after long1 long2" {
+		t.Errorf("runs after compaction and reopen: %q", got)
+	}
+}
+
+// TestJournalTakesOverJournalDB opens a state root of an earlier version, whose journal
+// was a bbolt database: its runs are taken over and the database removed; an unreadable
+// one is moved aside.
+func TestJournalTakesOverJournalDB(t *testing.T) {
+	root := t.TempDir()
+	db, err := bolt.Open(filepath.Join(root, journalDB), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucket(bucketRuns)
+		if err != nil {
+			return err
+		}
+		for _, id := range []string{"x", "y"} {
+			v, _ := json.Marshal(&runRecord{ID: id, Op: opCreate, Failed: "old"})
+			if err := b.Put([]byte(id), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	live := liveRuns(t, openTestJournal(t, root))
+	if runIDs(live) != "x y" || live["x"].Failed != "old" {
+		t.Fatalf("runs taken over: %q", runIDs(live))
+	}
+	if _, err := os.Stat(filepath.Join(root, journalDB)); !os.IsNotExist(err) {
+		t.Errorf("journal.db after the take-over: %v", err)
+	}
+	if got := runIDs(liveRuns(t, openTestJournal(t, root))); got != "x y" {
+		t.Errorf("runs at the next open: %q", got)
+	}
+
+	root = t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, journalDB), []byte("not a bbolt file, torn"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := runIDs(liveRuns(t, openTestJournal(t, root))); got != "" {
+		t.Errorf("runs from an unreadable journal.db: %q", got)
+	}
+	aside, _ := filepath.Glob(filepath.Join(root, journalDB+".corrupt-*"))
+	if len(aside) != 1 {
+		t.Errorf("unreadable journal.db not moved aside: %v", aside)
 	}
 }
