@@ -27,8 +27,8 @@ import (
 // bytes when it begins and one when it ends (a bbolt transaction cost 30–40 µs each here,
 // even without fsync, and wrote pages the kernel then had to write back).
 //
-// At open, and whenever the file has grown past journalCompactAt, the runs still in flight
-// are written to a new file, under a new random generation, which replaces the old one
+// At open, and whenever the file has grown past journalCompactAt (and twice what the last
+// compaction wrote), the runs still in flight are written to a new file, under a new random generation, which replaces the old one
 // (rename). Reading takes the frames of the first frame's generation, in sequence, and stops
 // at the first that is torn, out of sequence or of another generation: a write that a crash
 // cut short is ignored.
@@ -40,9 +40,10 @@ type journal struct {
 	mu       sync.Mutex
 	f        *os.File
 	gen, seq uint64
-	off      int64
-	live     map[string]json.RawMessage // run ID -> runRecord
-	broken   error
+	// off is where the next frame goes; base is where the last compaction ended.
+	off, base int64
+	live      map[string]json.RawMessage // run ID -> runRecord
+	broken    error
 }
 
 // journalOp is one entry of the journal: a run's record put, or the end of a run.
@@ -206,7 +207,7 @@ func (j *journal) compact() error {
 	if j.f != nil {
 		j.f.Close()
 	}
-	j.f, j.gen, j.seq, j.off = f, gen, seq, int64(len(buf))
+	j.f, j.gen, j.seq, j.off, j.base = f, gen, seq, int64(len(buf)), int64(len(buf))
 	return nil
 }
 
@@ -246,7 +247,9 @@ func (j *journal) write(op journalOp, id string, put json.RawMessage, durable bo
 	} else {
 		delete(j.live, id)
 	}
-	if j.off >= journalCompactAt {
+	// Past journalCompactAt, and past twice what the runs in flight took at the last
+	// compaction (many runs whose undo failed are kept for ever).
+	if j.off >= journalCompactAt && j.off >= 2*j.base {
 		if err := j.compact(); err != nil {
 			// The file goes on growing; the next write tries again.
 			j.log.Warn("cannot compact the journal", "error", err)
