@@ -28,10 +28,10 @@ import (
 // even without fsync, and wrote pages the kernel then had to write back).
 //
 // At open, and whenever the file has grown past journalCompactAt (and twice what the last
-// compaction wrote), the runs still in flight are written to a new file, under a new random generation, which replaces the old one
-// (rename). Reading takes the frames of the first frame's generation, in sequence, and stops
-// at the first that is torn, out of sequence or of another generation: a write that a crash
-// cut short is ignored.
+// compaction wrote), the runs still in flight are written to a new file, under a new random
+// generation, which replaces the old one (rename). Reading takes the frames of the first
+// frame's generation, in sequence, and stops at the first that is torn, out of sequence or
+// of another generation: a write that a crash cut short is ignored.
 type journal struct {
 	path string
 	sync bool
