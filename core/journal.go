@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"os"
 	"path/filepath"
 	"sync"
@@ -96,13 +95,9 @@ func openJournal(root string, syncWrites bool, log hclog.Logger) (*journal, erro
 // readJournal adds to live the runs that data, a journal file, leaves in flight.
 func readJournal(data []byte, live map[string]json.RawMessage) {
 	var gen, seq uint64
-	for off := 0; off+logHeader <= len(data); {
-		n := int(binary.LittleEndian.Uint32(data[off:]))
-		sum := binary.LittleEndian.Uint32(data[off+4:])
-		g := binary.LittleEndian.Uint64(data[off+8:])
-		s := binary.LittleEndian.Uint64(data[off+16:])
-		end := off + logHeader + n
-		if n == 0 || n > logMaxEntry || end > len(data) || crc32.Checksum(data[off+8:end], crcTable) != sum {
+	for off := 0; ; {
+		g, s, payload, end, ok := nextFrame(data, off)
+		if !ok {
 			return
 		}
 		if seq == 0 {
@@ -112,7 +107,7 @@ func readJournal(data []byte, live map[string]json.RawMessage) {
 			return
 		}
 		var op journalOp
-		if err := json.Unmarshal(data[off+logHeader:end], &op); err != nil {
+		if err := json.Unmarshal(payload, &op); err != nil {
 			return
 		}
 		switch {

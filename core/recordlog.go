@@ -230,13 +230,9 @@ type logSegment struct {
 func readLog(data []byte) []logSegment {
 	var segs []logSegment
 	var cur *logSegment
-	for off := 0; off+logHeader <= len(data); {
-		n := int(binary.LittleEndian.Uint32(data[off:]))
-		sum := binary.LittleEndian.Uint32(data[off+4:])
-		g := binary.LittleEndian.Uint64(data[off+8:])
-		seq := binary.LittleEndian.Uint64(data[off+16:])
-		end := off + logHeader + n
-		if n == 0 || n > logMaxEntry || end > len(data) || crc32.Checksum(data[off+8:end], crcTable) != sum {
+	for off := 0; ; {
+		g, seq, payload, end, ok := nextFrame(data, off)
+		if !ok {
 			break
 		}
 		switch {
@@ -247,7 +243,7 @@ func readLog(data []byte) []logSegment {
 		default:
 			return segs
 		}
-		op, err := decodeOp(data[off+logHeader : end])
+		op, err := decodeOp(payload)
 		if err != nil {
 			break
 		}
@@ -255,6 +251,24 @@ func readLog(data []byte) []logSegment {
 		off = end
 	}
 	return segs
+}
+
+// nextFrame reads the frame at off in data (see appendFrame): its generation, sequence
+// and payload, and where the next frame begins. ok is false at the end of the data and for
+// a frame that is torn (short, empty, too long, or failing its CRC).
+func nextFrame(data []byte, off int) (gen, seq uint64, payload []byte, end int, ok bool) {
+	if off+logHeader > len(data) {
+		return 0, 0, nil, 0, false
+	}
+	n := int(binary.LittleEndian.Uint32(data[off:]))
+	sum := binary.LittleEndian.Uint32(data[off+4:])
+	end = off + logHeader + n
+	if n == 0 || n > logMaxEntry || end > len(data) || crc32.Checksum(data[off+8:end], crcTable) != sum {
+		return 0, 0, nil, 0, false
+	}
+	gen = binary.LittleEndian.Uint64(data[off+8:])
+	seq = binary.LittleEndian.Uint64(data[off+16:])
+	return gen, seq, data[off+logHeader : end], end, true
 }
 
 // encodeOp returns the payload of op: the length of the JSON of op without its record (a
