@@ -60,21 +60,40 @@ const (
 )
 
 // openJournal opens the journal of root: it reads journal.log (and takes over the runs of
-// an earlier version's journal.db), then writes the runs in flight to a new journal.log.
-// A journal.db that cannot be read (torn by a power loss while unsynced) is moved aside,
-// loudly: its runs can no longer be finished, but the records in the state database are
-// intact.
+// an earlier version's journal.db). A journal that ends cleanly with its last frame, and is
+// small, is written on after it; otherwise (a write torn by a crash, a journal.db taken
+// over, no file yet) the runs in flight are written to a new journal.log. So opening a
+// state root, as every CLI command does, writes nothing in the common case. A journal.db
+// that cannot be read (torn by a power loss while unsynced) is moved aside, loudly: its
+// runs can no longer be finished, but the records in the state database are intact.
 func openJournal(root string, syncWrites bool, log hclog.Logger) (*journal, error) {
 	j := &journal{path: filepath.Join(root, journalFile), sync: syncWrites, log: log, live: map[string]json.RawMessage{}}
 	data, err := os.ReadFile(j.path)
+	exists := err == nil
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, errdefs.Internal(fmt.Errorf("read the journal: %w", err))
 	}
-	readJournal(data, j.live)
+	gen, seq, end := readJournal(data, j.live)
 	dbPath := filepath.Join(root, journalDB)
 	old, err := readJournalDB(dbPath, log)
 	if err != nil {
 		return nil, err
+	}
+	// Writing on is safe only with nothing after the last frame: bytes left by a torn
+	// write could otherwise pass for frames to come. An empty file gets a new generation.
+	if exists && old == nil && end == len(data) && end < journalCompactAt && (seq > 0 || end == 0) {
+		f, err := os.OpenFile(j.path, os.O_RDWR, 0o600)
+		if err != nil {
+			return nil, errdefs.Internal(fmt.Errorf("open the journal: %w", err))
+		}
+		if end == 0 {
+			if gen, err = newGeneration(); err != nil {
+				f.Close()
+				return nil, errdefs.Internal(fmt.Errorf("open the journal: %w", err))
+			}
+		}
+		j.f, j.gen, j.seq, j.off = f, gen, seq, int64(end)
+		return j, nil
 	}
 	for id, r := range old {
 		if _, ok := j.live[id]; !ok {
@@ -92,13 +111,13 @@ func openJournal(root string, syncWrites bool, log hclog.Logger) (*journal, erro
 	return j, nil
 }
 
-// readJournal adds to live the runs that data, a journal file, leaves in flight.
-func readJournal(data []byte, live map[string]json.RawMessage) {
-	var gen, seq uint64
-	for off := 0; ; {
+// readJournal adds to live the runs that data, a journal file, leaves in flight, and
+// returns the generation and sequence of its last frame and where that frame ends.
+func readJournal(data []byte, live map[string]json.RawMessage) (gen, seq uint64, off int) {
+	for {
 		g, s, payload, end, ok := nextFrame(data, off)
 		if !ok {
-			return
+			return gen, seq, off
 		}
 		if seq == 0 {
 			gen = g
@@ -160,14 +179,23 @@ func readJournalDB(path string, log hclog.Logger) (map[string]json.RawMessage, e
 	return nil, nil
 }
 
+// newGeneration returns a random generation: a new file, or a file that starts over,
+// cannot meet frames of its own generation left by an earlier one.
+func newGeneration() (uint64, error) {
+	var g [8]byte
+	if _, err := rand.Read(g[:]); err != nil {
+		return 0, err
+	}
+	return binary.LittleEndian.Uint64(g[:]), nil
+}
+
 // compact writes the runs in flight to a new file under a new generation and puts it in
 // place of the journal. With j.mu held, or before j is in use.
 func (j *journal) compact() error {
-	var g [8]byte
-	if _, err := rand.Read(g[:]); err != nil {
+	gen, err := newGeneration()
+	if err != nil {
 		return err
 	}
-	gen := binary.LittleEndian.Uint64(g[:])
 	var buf []byte
 	var seq uint64
 	for _, r := range j.live {

@@ -185,3 +185,63 @@ func TestJournalTakesOverJournalDB(t *testing.T) {
 		t.Errorf("unreadable journal.db not moved aside: %v", aside)
 	}
 }
+
+// TestJournalReopen checks that opening a journal that ends cleanly writes nothing and
+// writes on after its last frame, and that one with bytes after its last frame (a torn
+// write) is rewritten, without them.
+func TestJournalReopen(t *testing.T) {
+	root := t.TempDir()
+	path := filepath.Join(root, journalFile)
+	j, err := openJournal(root, false, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "b"} {
+		if err := j.put(&runRecord{ID: id, Op: opCreate}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.end("a"); err != nil {
+		t.Fatal(err)
+	}
+	j.close()
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j = openTestJournal(t, root)
+	after, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(before, after) || after.Size() != before.Size() || !after.ModTime().Equal(before.ModTime()) {
+		t.Errorf("opening a clean journal rewrote it (size %d to %d)", before.Size(), after.Size())
+	}
+	if err := j.put(&runRecord{ID: "c", Op: opRemove}, false); err != nil {
+		t.Fatal(err)
+	}
+	j.close()
+	if got := runIDs(liveRuns(t, openTestJournal(t, root))); got != "b c" {
+		t.Fatalf("runs after writing on: %q, want b c", got)
+	}
+
+	// A torn write after the last frame: the file is rewritten without it.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write(appendFrame(nil, 1, 1, []byte(`{"put":{"id":"torn","op":"create"}}`))[:30])
+	f.Close()
+	before, _ = os.Stat(path)
+	j = openTestJournal(t, root)
+	after, _ = os.Stat(path)
+	if os.SameFile(before, after) {
+		t.Error("a journal with a torn tail was written on in place")
+	}
+	if err := j.put(&runRecord{ID: "d", Op: opCreate}, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := runIDs(liveRuns(t, openTestJournal(t, root))); got != "b c d" {
+		t.Errorf("runs after the torn tail: %q, want b c d", got)
+	}
+}
