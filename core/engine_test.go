@@ -515,3 +515,62 @@ func TestUndoCause(t *testing.T) {
 		t.Errorf("cause of a plain context = %+v, want the zero value", got)
 	}
 }
+
+// seeUndo is a layer stage that notes the RootFS its Undo is given.
+type seeUndo struct {
+	core.Layerer
+	mu   sync.Mutex
+	seen []*spec.RootFS
+}
+
+func (s *seeUndo) Undo(ctx context.Context, rec *spec.Record) error {
+	s.mu.Lock()
+	s.seen = append(s.seen, rec.RootFS)
+	s.mu.Unlock()
+	return s.Layerer.Undo(ctx, rec)
+}
+
+// TestUndoGetsTheOutputOfAFinishedStage checks that when a run fails after a stage returned
+// its output (the caller gave up while it ran, or a later stage failed), the stage's Undo is
+// given that output, not only the ID: a stage may need it to find what it made.
+func TestUndoGetsTheOutputOfAFinishedStage(t *testing.T) {
+	for _, tc := range []struct {
+		name, at string
+		fault    coretest.Fault
+	}{{"canceled during the stage", "layer", coretest.CancelCall}, {"a later stage failed", "mkdir", coretest.FailCall}} {
+		t.Run(tc.name, func(t *testing.T) {
+			j := coretest.NewJournal()
+			p := j.Pipeline()
+			inner := p.Stages[spec.StageLayer]
+			see := &seeUndo{}
+			p.Stages[spec.StageLayer] = core.Impl{Stage: spec.StageLayer, Name: inner.Name, New: func(ctx context.Context, env core.Env) (any, error) {
+				v, err := inner.New(ctx, env)
+				if err != nil {
+					return nil, err
+				}
+				see.Layerer = v.(core.Layerer)
+				return see, nil
+			}}
+			e, err := core.Open(context.Background(), core.Options{Root: t.TempDir(), Pipeline: p, NoSync: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			j.Cancel = cancel
+			j.Inject(tc.at, tc.fault)
+			if _, err := e.Create(ctx, req("victim")); err == nil {
+				t.Fatal("create succeeded, want a failure")
+			}
+			see.mu.Lock()
+			defer see.mu.Unlock()
+			if len(see.seen) != 1 || see.seen[0] == nil || see.seen[0].Driver != "fake" {
+				t.Fatalf("the layer stage's Undo was given %v, want the RootFS it returned", see.seen)
+			}
+			if left := j.Leftovers(); len(left) != 0 {
+				t.Errorf("left: %v", left)
+			}
+		})
+	}
+}

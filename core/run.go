@@ -227,10 +227,10 @@ func (r *run) create(req *spec.CreateRequest) error {
 	}
 	r.effect(spec.StageSecurity, s.security)
 	sec, err := step(r, spec.StageSecurity, s.names[spec.StageSecurity], func(ctx context.Context) (*spec.Security, error) { return s.security.Secure(ctx, rec) })
+	keepOutput(&rec.Security, sec)
 	if err != nil {
 		return err
 	}
-	rec.Security = sec
 	r.warn = append(r.warn, sec.Warnings...)
 	if err := r.checks(s.after[spec.StageSecurity], spec.StageSecurity); err != nil {
 		return err
@@ -242,10 +242,10 @@ func (r *run) create(req *spec.CreateRequest) error {
 	}
 	r.effect(spec.StageNetwork, s.network)
 	nw, err := step(r, spec.StageNetwork, s.names[spec.StageNetwork], func(ctx context.Context) (*spec.Network, error) { return s.network.ConfigureNetwork(ctx, rec) })
+	keepOutput(&rec.Network, nw)
 	if err != nil {
 		return err
 	}
-	rec.Network = nw
 	r.warn = append(r.warn, nw.Warnings...)
 	if err := r.checks(s.after[spec.StageNetwork], spec.StageNetwork); err != nil {
 		return err
@@ -256,10 +256,10 @@ func (r *run) create(req *spec.CreateRequest) error {
 	}
 	r.effect(spec.StageLayer, s.layer)
 	fs, err := step(r, spec.StageLayer, s.names[spec.StageLayer], func(ctx context.Context) (*spec.RootFS, error) { return s.layer.PrepareRootFS(ctx, rec) })
+	keepOutput(&rec.RootFS, fs)
 	if err != nil {
 		return err
 	}
-	rec.RootFS = fs
 	r.warn = append(r.warn, fs.Warnings...)
 	if err := r.checks(s.after[spec.StageLayer], spec.StageLayer); err != nil {
 		return err
@@ -270,10 +270,10 @@ func (r *run) create(req *spec.CreateRequest) error {
 	}
 	r.effect(spec.StageMkdir, s.mkdir)
 	dirs, err := step(r, spec.StageMkdir, s.names[spec.StageMkdir], func(ctx context.Context) (*spec.Dirs, error) { return s.mkdir.MakeDirs(ctx, rec) })
+	keepOutput(&rec.Dirs, dirs)
 	if err != nil {
 		return err
 	}
-	rec.Dirs = dirs
 	if err := r.checks(s.after[spec.StageMkdir], spec.StageMkdir); err != nil {
 		return err
 	}
@@ -289,6 +289,15 @@ func (r *run) create(req *spec.CreateRequest) error {
 		return errdefs.Internal(fmt.Errorf("register stage %q returned without committing container %s", s.names[spec.StageRegister], rec.ID))
 	}
 	return r.checks(s.after[spec.StageRegister], spec.StageRegister)
+}
+
+// keepOutput records an effectful stage's output in the run's record, also when the run
+// fails with it (the caller gave up while the stage ran, or a hook after the stage failed):
+// the stage's Undo then gets what the stage returned, not only rec.ID.
+func keepOutput[T any](field **T, out *T) {
+	if out != nil {
+		*field = out
+	}
 }
 
 func effectfulNames(names map[spec.Stage]string) map[spec.Stage]string {

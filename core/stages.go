@@ -43,9 +43,11 @@ type Merger interface {
 }
 
 // Undoer is implemented by every stage with effects. Undo reverses the effects of the stage
-// for rec.ID. rec holds what was known when the undo started: after a crash the stage's own
-// output (and those of the stages after it) may be nil, and Undo must then derive what to
-// release from the ID alone.
+// for rec.ID. rec holds what was known when the undo started: the stage's own output once
+// the stage returned one, also when the run failed after it (a cancelled caller, a failed
+// check). After a crash that output (and those of the stages after it) may be nil, and
+// Undo must then derive what to release from the ID alone, or leave it to a sweep at the
+// next start that does not depend on the run.
 //
 // Undo must be idempotent and must succeed when the effects never happened or only partly
 // happened (CNI's DEL rules). It runs on a context detached from the caller's cancellation,
