@@ -29,6 +29,9 @@ type Config struct {
 	// NoSync turns off fsync of the state and snapshot databases: faster, and a power loss
 	// may lose the last containers created (a killed process loses nothing either way).
 	NoSync bool
+	// NoSnapshotPool makes every create prepare its own snapshot instead of taking one the
+	// layer stage made ahead (snapshot.WithoutPool).
+	NoSnapshotPool bool
 }
 
 // Pipeline returns the default pipeline.
@@ -39,6 +42,9 @@ func Pipeline(cfg Config) *core.Pipeline {
 	}
 	if cfg.NoSync {
 		lopts = append(lopts, snapshot.WithNoSync())
+	}
+	if cfg.NoSnapshotPool {
+		lopts = append(lopts, snapshot.WithoutPool())
 	}
 	return &core.Pipeline{Stages: map[spec.Stage]core.Impl{
 		spec.StageVerify:   verifymoby.Impl(),

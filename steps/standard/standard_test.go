@@ -127,7 +127,8 @@ func settledSnapshotDirs(root string, want int) []string {
 }
 
 // assertClean checks that nothing of any container is left under root beyond the shared
-// image layers counted in base.
+// image layers counted in base. It closes e: the layer stage's pool of snapshots made
+// ahead is removed then, and must leave nothing either.
 func assertClean(t *testing.T, e *core.Engine, base int) {
 	t.Helper()
 	root := e.Root()
@@ -137,17 +138,21 @@ func assertClean(t *testing.T, e *core.Engine, base int) {
 	if ents, _ := os.ReadDir(filepath.Join(root, "volumes")); len(ents) != 0 {
 		t.Errorf("volumes left: %d", len(ents))
 	}
-	// A removed container's snapshot goes once the layer stage pauses (its reaper).
+	list, err := e.List(context.Background(), core.ListOptions{All: true})
+	if err != nil || len(list) != 0 {
+		t.Errorf("containers left: %v %v", list, err)
+	}
+	if err := e.Close(); err != nil {
+		t.Errorf("close: %v", err)
+	}
+	// A removed container's snapshot goes once the layer stage pauses (its reaper), or at
+	// the latest when it closes.
 	if s := settledSnapshotDirs(root, base); len(s) != base {
 		t.Errorf("snapshots: %d, want %d shared ones: %v", len(s), base, s)
 	}
 	mi, _ := os.ReadFile("/proc/self/mountinfo")
 	if strings.Contains(string(mi), root) {
 		t.Errorf("mounts left under %s", root)
-	}
-	list, err := e.List(context.Background(), core.ListOptions{All: true})
-	if err != nil || len(list) != 0 {
-		t.Errorf("containers left: %v %v", list, err)
 	}
 }
 

@@ -23,9 +23,10 @@
 //     layer holds: /.dockerenv, /etc/hosts, /etc/hostname, /etc/resolv.conf and /dev/console
 //     as empty files (mode 0755), /dev/pts, /dev/shm, /proc and /sys as directories, and
 //     /etc/mtab as a symlink to /proc/mounts, owned by the (remapped) root.
-//   - A container's read-write layer is an active snapshot keyed by the container ID, on top
-//     of the image's init layer. It is the only thing a container owns, and the only thing
-//     Undo removes. With overlayfs, the removal deletes the snapshot's metadata, renames its
+//   - A container's read-write layer is an active snapshot on top of the image's init layer,
+//     keyed by the container ID, or "spare-<process>-<n>" when it was made ahead (see below);
+//     the key is recorded in spec.RootFS.Key. It is the only thing a container owns, and the
+//     only thing Undo removes. With overlayfs, the removal deletes the snapshot's metadata, renames its
 //     directory into <root>/overlayfs/trash and returns; a goroutine deletes the trash once
 //     the stage pauses (200 ms without a prepare or removal, or at 1024 directories: the
 //     deletions would slow the fsyncs of the runs in flight), Close waits for it, and the
@@ -38,6 +39,24 @@
 //     transaction; the result is the snapshot containerd's Prepare makes, mounted by the
 //     snapshotter's own Mounts. An empty pool falls back to the snapshotter's Prepare, and
 //     opening the driver empties spare/, so a spare cut short by a crash is never used.
+//
+// # Snapshots made ahead
+//
+// With overlayfs, and when the engine offers its records (core.Env.Host), the stage keeps a
+// pool of active snapshots made and committed ahead on the init layers of the images used
+// last (64 per image, for the last 8 images, refilled below half in one metadata
+// transaction). A create whose image has one ready takes it, in memory: its layer stage
+// writes nothing to the disk, and the create makes one durable write, its record's. Without
+// the pool, the snapshot's metadata commit (two fsyncs) was about half of a create's time.
+// The first create of an image prepares its own snapshot, keyed by its ID, and starts the
+// pool; WithoutPool turns it off.
+//
+// Nothing is left behind: Undo removes the key recorded in the record, or, given only the
+// ID, the one the pool handed to that container in this process; Close and PruneLayers
+// remove the pool's snapshots; and the stage's first instance in a process (Sweep) removes
+// every "spare-*" snapshot that no registered container names, which is what a killed
+// process left (ready in its pool, or taken by a run that never registered). A stage built
+// without the engine's records neither makes nor sweeps them. See snapshotPool.
 //
 // # Removing a container
 //

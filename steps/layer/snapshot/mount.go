@@ -44,7 +44,11 @@ func (l *Layerer) Mount(ctx context.Context, rec *spec.Record) (string, error) {
 	}
 	var ms []mount.Mount
 	for _, d := range ds {
-		if ms, err = d.sn.Mounts(ctx, rec.ID); err == nil {
+		key, kerr := snapshotKey(d, rec)
+		if kerr != nil {
+			return "", kerr
+		}
+		if ms, err = d.sn.Mounts(ctx, key); err == nil {
 			break
 		}
 		if !cerrdefs.IsNotFound(err) {

@@ -35,8 +35,11 @@ func (l *Layerer) PruneLayers(ctx context.Context, keep func(chainID string) boo
 	var errs []error
 	for _, d := range ds {
 		// A removed container's snapshot that waits for the reaper still holds its init
-		// layer: let it go first.
+		// layer, and so does a spare snapshot: let them go first, and make no spare until
+		// the prune is done.
 		d.reaper.wait()
+		resume := d.pool.pause()
+		defer resume()
 		r, err := l.pruneDriver(ctx, d, keep)
 		removed = append(removed, r...)
 		if err != nil {

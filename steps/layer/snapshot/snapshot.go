@@ -52,6 +52,13 @@ type options struct {
 	uid, gid int
 	noSync   bool
 	noReaper bool
+	noPool   bool
+}
+
+// WithoutPool makes every create prepare its snapshot itself, keyed by the container ID,
+// instead of taking one made ahead (see snapshotPool).
+func WithoutPool() Option {
+	return func(o *options) { o.noPool = true }
 }
 
 // WithoutReaper makes the undo of a removal remove the container's snapshot at once, as a
@@ -106,7 +113,9 @@ type driver struct {
 	// snapshot directories (see prepareActive); both nil for native.
 	ms     *groupStore
 	spares *spareDirs
-	log    hclog.Logger
+	// pool holds container snapshots made ahead (see snapshotPool); nil for native.
+	pool *snapshotPool
+	log  hclog.Logger
 }
 
 // touch notes that a snapshot is being prepared or removed (see trash and reaper).
@@ -120,9 +129,12 @@ type Layerer struct {
 	set    *driverSet
 	root   string // <env.Root>/snapshots
 	images core.ImageService
-	log    hclog.Logger
-	opts   options
-	main   *driver
+	// host lists the registered containers, for the sweep of spare snapshots; without it
+	// the stage neither makes nor sweeps them (see snapshotPool).
+	host core.Host
+	log  hclog.Logger
+	opts options
+	main *driver
 
 	// others holds the drivers opened on demand to undo or mount containers that were
 	// prepared with another driver than main.
@@ -183,6 +195,7 @@ func New(ctx context.Context, env core.Env, opts ...Option) (*Layerer, error) {
 		set:    set,
 		root:   root,
 		images: env.Images,
+		host:   env.Host,
 		log:    log,
 		opts:   o,
 		main:   d,
@@ -273,7 +286,8 @@ func (s *driverSet) release(d *driver) error {
 	}
 	delete(s.refs, d)
 	delete(s.open, d.root)
-	// The reaper's removals fill the trash: it goes first.
+	// The pool's removals fill the trash, and so do the reaper's: they go first.
+	d.pool.close()
 	rerr := d.reaper.close()
 	if d.trash != nil {
 		d.trash.wait()
@@ -326,6 +340,10 @@ func openDriver(root, name string, noSync bool, log hclog.Logger) (*driver, erro
 		if d.trash, err = newTrash(dir, log); err != nil {
 			return nil, errors.Join(errdefs.Internal(fmt.Errorf("empty the %s trash: %w", name, err)), sn.Close())
 		}
+		if d.pool, err = newSnapshotPool(d, poolWant, log); err != nil {
+			d.trash.wait()
+			return nil, errors.Join(errdefs.Internal(err), sn.Close())
+		}
 	}
 	remove := func(ctx context.Context, key string) error { return d.removeActive(ctx, key, log) }
 	if d.reaper, err = newReaper(dir, remove, log); err != nil {
@@ -375,7 +393,8 @@ func (l *Layerer) Close() error {
 }
 
 // PrepareRootFS unpacks what of rec.Image is not unpacked yet, then prepares the container's
-// read-write snapshot, keyed rec.ID, on the image's init layer.
+// read-write snapshot on the image's init layer: one made ahead by the pool when it has one
+// ready (keyed "spare-..."), otherwise one keyed rec.ID. The key is in the output's Key.
 func (l *Layerer) PrepareRootFS(ctx context.Context, rec *spec.Record) (*spec.RootFS, error) {
 	if err := l.enter(); err != nil {
 		return nil, err
@@ -397,18 +416,24 @@ func (l *Layerer) PrepareRootFS(ctx context.Context, rec *spec.Record) (*spec.Ro
 	if err := d.reaper.take(ctx, rec.ID); err != nil {
 		return nil, classify(err, "remove the earlier snapshot of container %s", rec.ID)
 	}
-	ms, err := d.prepareActive(ctx, rec.ID, parent)
-	if cerrdefs.IsNotFound(err) {
-		// The image's layers were pruned (PruneLayers, by this or another instance) after
-		// they were noted ready here: forget them and unpack again, once.
-		l.forget(rec.Image)
-		if parent, err = l.ensureImage(ctx, rec.Image); err != nil {
-			return nil, err
-		}
+	key := rec.ID
+	var ms []mount.Mount
+	if s, ok := l.takeSpare(d, parent, rec); ok {
+		key, ms = s.key, s.mounts
+	} else {
 		ms, err = d.prepareActive(ctx, rec.ID, parent)
-	}
-	if err != nil {
-		return nil, classify(err, "prepare snapshot of container %s", rec.ID)
+		if cerrdefs.IsNotFound(err) {
+			// The image's layers were pruned (PruneLayers, by this or another instance)
+			// after they were noted ready here: forget them and unpack again, once.
+			l.forget(rec.Image)
+			if parent, err = l.ensureImage(ctx, rec.Image); err != nil {
+				return nil, err
+			}
+			ms, err = d.prepareActive(ctx, rec.ID, parent)
+		}
+		if err != nil {
+			return nil, classify(err, "prepare snapshot of container %s", rec.ID)
+		}
 	}
 	mountLabel := ""
 	if rec.Security != nil {
@@ -422,10 +447,37 @@ func (l *Layerer) PrepareRootFS(ctx context.Context, rec *spec.Record) (*spec.Ro
 	}
 	return &spec.RootFS{
 		Driver: d.name,
-		Key:    rec.ID,
+		Key:    key,
 		Mounts: toSpec(withLabel(ms, mountLabel)),
 		Data:   l.graphData(d, rec.ID, ms),
 	}, nil
+}
+
+// takeSpare takes a snapshot on parent from d's pool, when the stage may use the pool.
+func (l *Layerer) takeSpare(d *driver, parent string, rec *spec.Record) (readySnapshot, bool) {
+	if l.host == nil || l.opts.noPool {
+		return readySnapshot{}, false
+	}
+	return d.pool.take(parent, rec.ID)
+}
+
+// snapshotKey returns the key of rec's snapshot in d: the one recorded in rec.RootFS, or
+// when none is, the one d's pool handed to rec.ID in this process, or rec.ID (a container
+// prepared without the pool). A recorded key must be rec.ID or a pool's.
+func snapshotKey(d *driver, rec *spec.Record) (string, error) {
+	if rec.RootFS == nil || rec.RootFS.Key == "" {
+		if k := d.pool.handedKey(rec.ID); k != "" {
+			return k, nil
+		}
+		return rec.ID, nil
+	}
+	if rec.RootFS.Key == rec.ID {
+		return rec.ID, nil
+	}
+	if !isSpareKey(rec.RootFS.Key) {
+		return "", errdefs.InvalidArgument(fmt.Errorf("container %s: snapshot key %q is neither its ID nor a spare's", rec.ID, rec.RootFS.Key))
+	}
+	return rec.RootFS.Key, nil
 }
 
 // checkID refuses a key that could name a shared snapshot.
@@ -491,8 +543,10 @@ func (l *Layerer) graphData(d *driver, id string, ms []mount.Mount) map[string]s
 // Undo unmounts the container's root filesystem if Mount mounted it and removes the
 // container's snapshot: at once for a rollback, through the reaper for the removal of a
 // registered container (see the package documentation). Shared layers and init layers are
-// never removed. It needs rec.ID only; with rec.RootFS it uses the driver recorded there,
-// without it every driver that has a store below the root.
+// never removed. It needs rec.ID only; with rec.RootFS it uses the driver and the key
+// recorded there, without it every driver that has a store below the root and the key
+// rec.ID (a snapshot taken from the pool by a run cut short before its output was recorded
+// is the next start's to sweep, see snapshotPool).
 func (l *Layerer) Undo(ctx context.Context, rec *spec.Record) error {
 	if err := l.enter(); err != nil {
 		return err
@@ -513,15 +567,19 @@ func (l *Layerer) Undo(ctx context.Context, rec *spec.Record) error {
 	later := !l.opts.noReaper && core.UndoCauseOf(ctx).Remove
 	var errs []error
 	for _, d := range ds {
+		key, err := snapshotKey(d, rec)
+		if err != nil {
+			return err
+		}
 		d.touch()
 		if later {
-			err := d.reaper.put(rec.ID)
+			err := d.reaper.put(key)
 			if err == nil {
 				continue
 			}
-			l.log.Warn("removing the snapshot now", "key", rec.ID, "error", err)
+			l.log.Warn("removing the snapshot now", "key", key, "error", err)
 		}
-		if err := d.removeActive(ctx, rec.ID, l.log); err != nil {
+		if err := d.removeActive(ctx, key, l.log); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -643,8 +701,10 @@ func (l *Layerer) driverNamed(name string) (*driver, error) {
 	return d, nil
 }
 
-// Sweep removes the "extract-*" active snapshots that a crashed process left behind, and
-// the directories of removed overlay snapshots and of mount points no longer mounted. Only
+// Sweep removes the "extract-*" active snapshots that a crashed process left behind, the
+// "spare-*" ones that no registered container names (when the stage has a host, see
+// snapshotPool), and the directories of removed overlay snapshots and of mount points no
+// longer mounted. Only
 // the process that holds the state root may call it, before any run uses the stage; the
 // first New of an engine does.
 func (l *Layerer) Sweep(ctx context.Context) error {
@@ -664,13 +724,33 @@ func (l *Layerer) Sweep(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// sweepDriver removes d's "extract-*" active snapshots and the directories its metadata does
-// not know.
+// sweepDriver removes d's "extract-*" active snapshots, its "spare-*" ones that no
+// registered container names (when the stage has a host), and the directories its metadata
+// does not know.
 func (l *Layerer) sweepDriver(ctx context.Context, d *driver) error {
-	var stale []string
+	var used map[string]bool
+	if l.host != nil {
+		recs, err := l.host.Containers(ctx)
+		if err != nil {
+			l.log.Warn("cannot list the containers; spare snapshots are left for the next start", "error", err)
+			recs = nil
+		} else {
+			used = map[string]bool{}
+		}
+		for _, r := range recs {
+			if r.RootFS != nil && r.RootFS.Key != "" {
+				used[r.RootFS.Key] = true
+			}
+		}
+	}
+	var stale, spares []string
 	err := d.sn.Walk(ctx, func(_ context.Context, info snapshots.Info) error {
-		if info.Kind != snapshots.KindCommitted && strings.HasPrefix(info.Name, extractPrefix) {
+		switch {
+		case info.Kind == snapshots.KindCommitted:
+		case strings.HasPrefix(info.Name, extractPrefix):
 			stale = append(stale, info.Name)
+		case used != nil && isSpareKey(info.Name) && !used[info.Name]:
+			spares = append(spares, info.Name)
 		}
 		return nil
 	})
@@ -687,6 +767,15 @@ func (l *Layerer) sweepDriver(ctx context.Context, d *driver) error {
 		} else {
 			l.log.Info("removed leftover snapshot", "driver", d.name, "key", key)
 		}
+	}
+	if len(spares) > 0 && d.pool != nil {
+		// Side by side, so that the removals share their metadata commits.
+		rs := make([]readySnapshot, len(spares))
+		for i, key := range spares {
+			rs[i].key = key
+		}
+		d.pool.remove(rs)
+		l.log.Info("removed spare snapshots no container uses", "driver", d.name, "count", len(spares))
 	}
 	if c, ok := d.sn.(snapshots.Cleaner); ok {
 		if err := c.Cleanup(ctx); err != nil {
