@@ -42,8 +42,8 @@ const sparePrefix = "spare-"
 //
 // Nothing is left behind:
 //   - Undo removes the key recorded in rec.RootFS. The engine gives a stage's output to its
-//     Undo also when the run failed after the stage had returned, so a rollback in the
-//     process always knows the key.
+//     Undo also when the run failed after the stage had returned, and an Undo given only
+//     the ID finds the key that the pool handed to it in this process (handedKey).
 //   - A spare that a crash left (ready in the pool, or taken by a run that never
 //     registered) is found by the sweep of the next process: at start-up, the active
 //     snapshots named "spare-*" that no registered container's record names are removed.
@@ -54,8 +54,10 @@ const sparePrefix = "spare-"
 //
 // The pool is per parent: the ready snapshots of at most poolParents parents are kept, the
 // least recently used parent's are removed when another comes; each parent's pool is
-// refilled to poolWant when it falls to half of it. The first create of an image prepares
-// its snapshot itself, keyed by its ID, and starts the pool's fill.
+// refilled to poolWant, in one metadata transaction, when it falls to half of it. The first
+// creates of an image prepare their snapshots themselves, keyed by their IDs; the second
+// starts the pool, so that a process that makes one container (a CLI command) makes none
+// ahead.
 type snapshotPool struct {
 	d      *driver
 	prefix string // "spare-<this process>-"

@@ -188,9 +188,13 @@ func TestPoolHandsOutCommittedSnapshots(t *testing.T) {
 	if _, err := l.main.sn.Stat(ctx, r.RootFS.Key); !cerrdefs.IsNotFound(err) {
 		t.Fatalf("snapshot %s after its removal: %v", r.RootFS.Key, err)
 	}
-	// An Undo of another container's ID never touches a snapshot of the pool.
+	// A key that is neither the container's ID nor a spare's, or an ID that is a spare's,
+	// is refused: Undo never removes a shared snapshot or one in the pool.
 	if err := l.Undo(ctx, &spec.Record{ID: newID(t), RootFS: &spec.RootFS{Key: "sha256:x"}}); errdefs.ClassOf(err) != errdefs.InvalidArgumentClass {
 		t.Fatalf("Undo with a shared snapshot's key: %v, want InvalidArgument", err)
+	}
+	if err := l.Undo(ctx, &spec.Record{ID: l.main.pool.prefix + "1"}); errdefs.ClassOf(err) != errdefs.InvalidArgumentClass {
+		t.Fatalf("Undo of the ID %s1: %v, want InvalidArgument", l.main.pool.prefix, err)
 	}
 
 	for _, r := range []*spec.Record{a, a2} {

@@ -482,7 +482,7 @@ func snapshotKey(d *driver, rec *spec.Record) (string, error) {
 
 // checkID refuses a key that could name a shared snapshot.
 func checkID(id string) error {
-	if id == "" || strings.HasPrefix(id, extractPrefix) || strings.HasPrefix(id, initPrefix) || strings.ContainsAny(id, ":/") {
+	if id == "" || strings.HasPrefix(id, extractPrefix) || strings.HasPrefix(id, initPrefix) || strings.HasPrefix(id, sparePrefix) || strings.ContainsAny(id, ":/") {
 		return errdefs.InvalidArgument(fmt.Errorf("invalid container ID %q for a snapshot key", id))
 	}
 	return nil
@@ -544,9 +544,9 @@ func (l *Layerer) graphData(d *driver, id string, ms []mount.Mount) map[string]s
 // container's snapshot: at once for a rollback, through the reaper for the removal of a
 // registered container (see the package documentation). Shared layers and init layers are
 // never removed. It needs rec.ID only; with rec.RootFS it uses the driver and the key
-// recorded there, without it every driver that has a store below the root and the key
-// rec.ID (a snapshot taken from the pool by a run cut short before its output was recorded
-// is the next start's to sweep, see snapshotPool).
+// recorded there, without it every driver that has a store below the root, and the key that
+// the pool handed to rec.ID in this process or else rec.ID (a snapshot that a killed
+// process handed out is the next start's sweep's, see snapshotPool).
 func (l *Layerer) Undo(ctx context.Context, rec *spec.Record) error {
 	if err := l.enter(); err != nil {
 		return err
@@ -704,9 +704,8 @@ func (l *Layerer) driverNamed(name string) (*driver, error) {
 // Sweep removes the "extract-*" active snapshots that a crashed process left behind, the
 // "spare-*" ones that no registered container names (when the stage has a host, see
 // snapshotPool), and the directories of removed overlay snapshots and of mount points no
-// longer mounted. Only
-// the process that holds the state root may call it, before any run uses the stage; the
-// first New of an engine does.
+// longer mounted. Only the process that holds the state root may call it, before any run
+// uses the stage; the first New of an engine does.
 func (l *Layerer) Sweep(ctx context.Context) error {
 	if err := l.enter(); err != nil {
 		return err
