@@ -15,7 +15,9 @@ import (
 
 // TestServeKilledAfterRemove kills `slipway serve` with SIGKILL right after it answered two
 // removals, before its layer stage's reaper removed their snapshots (it waits for a pause of
-// the stage), and checks that the next process removes them and nothing else.
+// the stage), and checks that the next process removes them and nothing else, and that it
+// removes the snapshots the killed server's layer stage had made ahead, but not the one the
+// third container took.
 func TestServeKilledAfterRemove(t *testing.T) {
 	needServeRoot(t)
 	s := startServer(t)
@@ -36,9 +38,19 @@ func TestServeKilledAfterRemove(t *testing.T) {
 	}
 	io.Copy(io.Discard, lr)
 	lr.Close()
+	// writeImage's two layers and the init layer.
+	const base = 3
 	var ids []string
 	dirs := map[string]string{} // each container's snapshot directory
-	for range 3 {
+	for i := range 3 {
+		if i == 2 {
+			// The second create of the image started the layer stage's pool of snapshots
+			// made ahead: once it is filled, the third takes one of them.
+			deadline := time.Now().Add(10 * time.Second)
+			for countSnapshots(s.root) < base+2+32 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
 		cr, err := c.ContainerCreate(ctx, client.ContainerCreateOptions{Config: &container.Config{Image: testImage}})
 		if err != nil {
 			t.Fatal(err)
@@ -53,10 +65,6 @@ func TestServeKilledAfterRemove(t *testing.T) {
 			dirs[cr.ID] = filepath.Dir(u)
 		}
 	}
-	// writeImage's two layers and the init layer. (The layer stage also keeps snapshots made
-	// ahead for the next creates, which it removes when it closes, and which the next
-	// process removes after a kill.)
-	const base = 3
 	for _, id := range ids[:2] {
 		if _, err := c.ContainerRemove(ctx, id, client.ContainerRemoveOptions{}); err != nil {
 			t.Fatal(err)
@@ -78,6 +86,9 @@ func TestServeKilledAfterRemove(t *testing.T) {
 		if _, err := os.Stat(dirs[id]); err != nil || len(noted) != 2 {
 			t.Fatalf("killed %s after the removals, the snapshot of %s was already gone (%v; noted %v): the test did not kill the server before its reaper ran", time.Since(removed), id, err, noted)
 		}
+	}
+	if n := countSnapshots(s.root); n < base+3+16 {
+		t.Fatalf("%d snapshots when the server was killed, want its pool's besides the 3 containers' and %d shared ones", n, base)
 	}
 
 	// The next process (here a CLI command, which opens the engine and closes it) finishes
