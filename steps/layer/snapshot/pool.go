@@ -11,15 +11,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/containerd/containerd/v2/core/mount"
-	"github.com/containerd/containerd/v2/core/snapshots"
-	"github.com/containerd/containerd/v2/core/snapshots/storage"
 	"github.com/hashicorp/go-hclog"
-
-	"github.com/slipwayhq/slipway/internal/fsutil"
 )
 
 // sparePrefix begins the keys of the active snapshots made ahead for containers (see
@@ -265,10 +260,10 @@ func (p *snapshotPool) fill(parent string, pp *parentPool) {
 }
 
 // make prepares the snapshots keys on parent in one metadata transaction (one commit for
-// all of them), each as createFromSpare prepares one: containerd's storage.CreateSnapshot, a
-// chown of fs to the owner of the parent's, and a rename of a directory made beforehand
-// (below spare/, which opening the driver empties) into snapshots/<ID>. It returns their
-// mounts.
+// all of them), each as createFromSpare prepares one (createInTx: containerd's
+// storage.CreateSnapshot, a chown of fs to the owner of the parent's, and a rename into
+// snapshots/<ID>), from directories made beforehand below spare/, which opening the driver
+// empties. It returns their mounts.
 func (p *snapshotPool) make(parent string, keys []string) ([]readySnapshot, error) {
 	err := p.makeOnce(parent, keys)
 	for i := 0; errors.Is(err, errGroupAborted) && i < maxGroupRetries; i++ {
@@ -326,31 +321,10 @@ func (p *snapshotPool) makeOnce(parent string, keys []string) (err error) {
 	}
 	placed := make([]string, len(keys))
 	err = d.ms.WithTransaction(context.Background(), true, func(ctx context.Context) error {
-		var uid, gid int
 		for i, key := range keys {
-			s, err := storage.CreateSnapshot(ctx, snapshots.KindActive, key, parent)
+			dst, err := createInTx(ctx, snapshotDir, key, parent, dirs[i])
 			if err != nil {
-				return fmt.Errorf("failed to create snapshot: %w", err)
-			}
-			if i == 0 && len(s.ParentIDs) > 0 {
-				st, err := os.Stat(filepath.Join(snapshotDir, s.ParentIDs[0], "fs"))
-				if err != nil {
-					return fmt.Errorf("failed to stat parent: %w", err)
-				}
-				sys, ok := st.Sys().(*syscall.Stat_t)
-				if !ok {
-					return fmt.Errorf("incompatible types after stat call: *syscall.Stat_t expected")
-				}
-				uid, gid = int(sys.Uid), int(sys.Gid)
-			}
-			if len(s.ParentIDs) > 0 {
-				if err := os.Lchown(filepath.Join(dirs[i], "fs"), uid, gid); err != nil {
-					return fmt.Errorf("failed to chown: %w", err)
-				}
-			}
-			dst := filepath.Join(snapshotDir, s.ID)
-			if err := fsutil.RenameNoReplace(dirs[i], dst); err != nil {
-				return fmt.Errorf("failed to rename: %w", err)
+				return err
 			}
 			placed[i] = dst
 		}

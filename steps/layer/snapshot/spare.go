@@ -192,28 +192,39 @@ func (d *driver) createFromSpare(ctx context.Context, key, parent, td string) (e
 		}
 	}()
 	return d.ms.WithTransaction(ctx, true, func(ctx context.Context) error {
-		s, err := storage.CreateSnapshot(ctx, snapshots.KindActive, key, parent)
+		dst, err := createInTx(ctx, snapshotDir, key, parent, td)
 		if err != nil {
-			return fmt.Errorf("failed to create snapshot: %w", err)
-		}
-		if len(s.ParentIDs) > 0 {
-			st, err := os.Stat(filepath.Join(snapshotDir, s.ParentIDs[0], "fs"))
-			if err != nil {
-				return fmt.Errorf("failed to stat parent: %w", err)
-			}
-			sys, ok := st.Sys().(*syscall.Stat_t)
-			if !ok {
-				return fmt.Errorf("incompatible types after stat call: *syscall.Stat_t expected")
-			}
-			if err := os.Lchown(filepath.Join(td, "fs"), int(sys.Uid), int(sys.Gid)); err != nil {
-				return fmt.Errorf("failed to chown: %w", err)
-			}
-		}
-		dst := filepath.Join(snapshotDir, s.ID)
-		if err := fsutil.RenameNoReplace(td, dst); err != nil {
-			return fmt.Errorf("failed to rename: %w", err)
+			return err
 		}
 		dir = dst
 		return nil
 	})
+}
+
+// createInTx records the active snapshot key on parent in the metadata transaction of ctx,
+// gives td/fs the owner of the parent's upper directory and renames td to
+// snapshotDir/<ID>, which it returns.
+func createInTx(ctx context.Context, snapshotDir, key, parent, td string) (string, error) {
+	s, err := storage.CreateSnapshot(ctx, snapshots.KindActive, key, parent)
+	if err != nil {
+		return "", fmt.Errorf("failed to create snapshot: %w", err)
+	}
+	if len(s.ParentIDs) > 0 {
+		st, err := os.Stat(filepath.Join(snapshotDir, s.ParentIDs[0], "fs"))
+		if err != nil {
+			return "", fmt.Errorf("failed to stat parent: %w", err)
+		}
+		sys, ok := st.Sys().(*syscall.Stat_t)
+		if !ok {
+			return "", fmt.Errorf("incompatible types after stat call: *syscall.Stat_t expected")
+		}
+		if err := os.Lchown(filepath.Join(td, "fs"), int(sys.Uid), int(sys.Gid)); err != nil {
+			return "", fmt.Errorf("failed to chown: %w", err)
+		}
+	}
+	dst := filepath.Join(snapshotDir, s.ID)
+	if err := fsutil.RenameNoReplace(td, dst); err != nil {
+		return "", fmt.Errorf("failed to rename: %w", err)
+	}
+	return dst, nil
 }
