@@ -212,6 +212,67 @@ func TestFaultInjectionRealStages(t *testing.T) {
 	}
 }
 
+// TestFaultAfterASnapshotFromThePool makes the stages after the layer stage fail, by error
+// and by cancellation, once the layer stage's pool is filled, so that the failed create took a
+// snapshot made ahead: its undo must remove that snapshot (keyed spare-*), and nothing is left.
+func TestFaultAfterASnapshotFromThePool(t *testing.T) {
+	needRoot(t)
+	for _, tc := range []struct {
+		name  string
+		stage spec.Stage
+		f     coretest.Fault
+		class errdefs.Class
+	}{
+		{"mkdir fails", spec.StageMkdir, coretest.FailCall, errdefs.InternalClass},
+		{"canceled during the layer stage", spec.StageLayer, coretest.CancelCall, errdefs.CanceledClass},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := standard.Pipeline(standard.Config{})
+			p.Stages[tc.stage] = coretest.Faulty(p.Stages[tc.stage], tc.f, "")
+			e := open(t, p, true)
+			// Two failed creates of the image start the pool (each undid its own snapshot).
+			for range 2 {
+				ctx, cancel := coretest.CancelContext(context.Background())
+				_, err := e.Create(ctx, request("", ""))
+				cancel()
+				if errdefs.ClassOf(err) != tc.class {
+					t.Fatalf("create: %v, want class %v", err, tc.class)
+				}
+			}
+			// The image's two layers and init layer, and the pool's 64, made in one
+			// transaction (their directories appear one by one in it).
+			const full = 3 + 64
+			deadline := time.Now().Add(10 * time.Second)
+			for len(snapshotDirs(e.Root())) < full && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			before := len(snapshotDirs(e.Root()))
+			if before != full {
+				t.Fatalf("%d snapshot directories, want %d: the pool did not fill", before, full)
+			}
+			// A failed create that took a snapshot from the pool removes it: one directory
+			// fewer. (Until the pool's commit is done, a create prepares its own snapshot,
+			// and its undo leaves the count as it was: try again a little later.)
+			after := before
+			for try := 0; try < 50 && after == before; try++ {
+				time.Sleep(time.Duration(try) * 10 * time.Millisecond)
+				ctx, cancel := coretest.CancelContext(context.Background())
+				_, err := e.Create(ctx, request(fmt.Sprintf("victim%d", try), ""))
+				cancel()
+				if errdefs.ClassOf(err) != tc.class {
+					t.Fatalf("create: %v, want class %v", err, tc.class)
+				}
+				after = len(snapshotDirs(e.Root()))
+			}
+			if after != before-1 {
+				t.Errorf("%d snapshot directories after the failed creates, want %d: the snapshot taken from the pool is left", after, before-1)
+			}
+			// The pool's other snapshots go when the engine closes.
+			assertClean(t, e, 3)
+		})
+	}
+}
+
 // TestNameAndAddressFreedAfterFailure checks that a failed create releases the name and the
 // address it held, by creating with the same ones again through a healthy pipeline.
 func TestNameAndAddressFreedAfterFailure(t *testing.T) {
