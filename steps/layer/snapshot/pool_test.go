@@ -3,11 +3,13 @@ package snapshot
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -54,10 +56,10 @@ func (h *testHost) Containers(context.Context) ([]*spec.Record, error) {
 }
 
 // openPooled builds the overlay stage on root with a host, so that it keeps a pool.
-func openPooled(t *testing.T, root string, s *blobStore, host core.Host) *Layerer {
+func openPooled(t *testing.T, root string, s *blobStore, host core.Host, opts ...Option) *Layerer {
 	t.Helper()
 	needRoot(t)
-	l, err := New(context.Background(), core.Env{Root: root, Logger: hclog.NewNullLogger(), Images: s, Host: host})
+	l, err := New(context.Background(), core.Env{Root: root, Logger: hclog.NewNullLogger(), Images: s, Host: host}, opts...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -333,5 +335,37 @@ func TestPoolEvictsTheLeastRecentlyUsedParent(t *testing.T) {
 	p.work.Wait()
 	if got, want := len(activeKeys(t, l)), 2*(poolParents+1)+poolParents*poolWant; got != want {
 		t.Fatalf("%d active snapshots, want %d: the containers' and the pools of %d parents", got, want, poolParents)
+	}
+}
+
+// TestPoolWithRemappedRoot checks that with user namespace remapping a snapshot from the
+// pool is owned like one prepared for the container (its fs directory like the init
+// layer's), and shows the init layer's entries owned by the remapped root.
+func TestPoolWithRemappedRoot(t *testing.T) {
+	const id = 100000
+	s := newBlobStore()
+	l := openPooled(t, t.TempDir(), s, newTestHost(), WithRemappedRoot(id, id))
+	img := twoLayers(t, s)
+	a := prepare(t, l, img)
+	prepare(t, l, img)
+	waitPool(t, l.main.pool, initKey(img.ChainID), poolWant)
+	b := prepare(t, l, img)
+	if !isSpareKey(b.RootFS.Key) {
+		t.Fatalf("third create's key %q, want a spare's", b.RootFS.Key)
+	}
+	owner := func(path string) string {
+		t.Helper()
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		return fmt.Sprintf("%d:%d", st.Uid, st.Gid)
+	}
+	if oa, ob := owner(a.RootFS.Data["UpperDir"]), owner(b.RootFS.Data["UpperDir"]); oa != ob {
+		t.Errorf("fs owned by %s when prepared, %s from the pool", oa, ob)
+	}
+	if o := owner(filepath.Join(mountAt(t, b.RootFS), "etc", "hostname")); o != fmt.Sprintf("%d:%d", id, id) {
+		t.Errorf("the init layer's /etc/hostname owned by %s, want %d:%d", o, id, id)
 	}
 }
