@@ -240,7 +240,7 @@ func (p *snapshotPool) fill(parent string, pp *parentPool) {
 			keys[i] = p.prefix + strconv.FormatUint(p.seq, 10)
 		}
 		p.mu.Unlock()
-		made, err := p.make(parent, keys)
+		made, err := p.makeSnapshots(parent, keys)
 		p.mu.Lock()
 		if p.closed || p.paused > 0 || p.parents[parent] != pp {
 			pp.filling = false
@@ -259,15 +259,15 @@ func (p *snapshotPool) fill(parent string, pp *parentPool) {
 	}
 }
 
-// make prepares the snapshots keys on parent in one metadata transaction (one commit for
+// makeSnapshots prepares the snapshots keys on parent in one metadata transaction (one commit for
 // all of them), each as createFromSpare prepares one (createInTx: containerd's
 // storage.CreateSnapshot, a chown of fs to the owner of the parent's, and a rename into
 // snapshots/<ID>), from directories made beforehand below spare/, which opening the driver
 // empties. It returns their mounts.
-func (p *snapshotPool) make(parent string, keys []string) ([]readySnapshot, error) {
-	err := p.makeOnce(parent, keys)
+func (p *snapshotPool) makeSnapshots(parent string, keys []string) ([]readySnapshot, error) {
+	err := p.makeSnapshotsOnce(parent, keys)
 	for i := 0; errors.Is(err, errGroupAborted) && i < maxGroupRetries; i++ {
-		err = p.makeOnce(parent, keys)
+		err = p.makeSnapshotsOnce(parent, keys)
 	}
 	if err != nil {
 		return nil, err
@@ -292,8 +292,8 @@ func readyKeys(keys []string) []readySnapshot {
 	return out
 }
 
-// makeOnce is one try of make; on failure it removes the directories it made.
-func (p *snapshotPool) makeOnce(parent string, keys []string) (err error) {
+// makeSnapshotsOnce is one try of makeSnapshots; on failure it removes the directories it made.
+func (p *snapshotPool) makeSnapshotsOnce(parent string, keys []string) (err error) {
 	d := p.d
 	snapshotDir := filepath.Join(d.root, "snapshots")
 	dirs := make([]string, len(keys)) // where each directory is
@@ -381,15 +381,4 @@ func (p *snapshotPool) emptyLocked() []readySnapshot {
 		delete(p.parents, k)
 	}
 	return rs
-}
-
-// readyCount is how many snapshots the pool holds ready, for tests.
-func (p *snapshotPool) readyCount() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for _, pp := range p.parents {
-		n += len(pp.ready)
-	}
-	return n
 }

@@ -369,3 +369,14 @@ func TestPoolWithRemappedRoot(t *testing.T) {
 		t.Errorf("the init layer's /etc/hostname owned by %s, want %d:%d", o, id, id)
 	}
 }
+
+// readyCount is how many snapshots the pool holds ready.
+func (p *snapshotPool) readyCount() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, pp := range p.parents {
+		n += len(pp.ready)
+	}
+	return n
+}
