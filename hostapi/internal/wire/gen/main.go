@@ -153,7 +153,8 @@ func (g *gen) taken(a string) bool {
 			return true
 		}
 	}
-	return a == "wire" || a == "strconv" || a == "utf8"
+	// The package's own imports, and the names of the generated code's variables.
+	return slices.Contains([]string{"wire", "strconv", "b", "buf", "c", "d", "e", "err", "first", "i", "k", "kb", "n", "s", "v", "x"}, a)
 }
 
 // typ is t in Go syntax.
@@ -334,8 +335,6 @@ func (g *gen) empty(t reflect.Type, x string) string {
 	return "false"
 }
 
-var zeroFuncs = map[reflect.Type]bool{}
-
 func (g *gen) encoder(t reflect.Type) {
 	id := g.id[t]
 	T := g.typ(t)
@@ -429,8 +428,7 @@ func (g *gen) encoder(t reflect.Type) {
 		}
 		g.p("e.b = append(e.b, '}')")
 		// Its zero test, for a struct that holds slices or maps.
-		if !t.Comparable() && !zeroFuncs[t] {
-			zeroFuncs[t] = true
+		if !t.Comparable() {
 			func() {
 				p := g.x
 				p("func isZero_%s(v *%s) bool {", id, T)
@@ -475,8 +473,6 @@ func (g *gen) mapKeyEncode(t reflect.Type) {
 	}
 }
 
-func intBits(t reflect.Type) int { return t.Bits() }
-
 func (g *gen) decoder(t reflect.Type) {
 	id := g.id[t]
 	T := g.typ(t)
@@ -500,10 +496,10 @@ func (g *gen) decoder(t reflect.Type) {
 		g.p("*v = %s(d.bool())", T)
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		g.p("if d.null() { return }")
-		g.p("*v = %s(d.int(%d))", T, intBits(t))
+		g.p("*v = %s(d.int(%d))", T, t.Bits())
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		g.p("if d.null() { return }")
-		g.p("*v = %s(d.uint(%d))", T, intBits(t))
+		g.p("*v = %s(d.uint(%d))", T, t.Bits())
 	case reflect.String:
 		g.p("if d.null() { return }")
 		g.p("*v = %s(d.str())", T)
@@ -600,12 +596,12 @@ func (g *gen) mapKeyDecode(t reflect.Type) {
 		g.p("k := %s(kb)", K)
 	case k.Kind() >= reflect.Int && k.Kind() <= reflect.Int64:
 		g.strconv = true
-		g.p("n, err := strconv.ParseInt(string(kb), 10, %d)", intBits(k))
+		g.p("n, err := strconv.ParseInt(string(kb), 10, %d)", k.Bits())
 		g.p("if err != nil { d.fail(\"map key %%q: %%w\", kb, err); return }")
 		g.p("k := %s(n)", K)
 	case k.Kind() >= reflect.Uint && k.Kind() <= reflect.Uintptr:
 		g.strconv = true
-		g.p("n, err := strconv.ParseUint(string(kb), 10, %d)", intBits(k))
+		g.p("n, err := strconv.ParseUint(string(kb), 10, %d)", k.Bits())
 		g.p("if err != nil { d.fail(\"map key %%q: %%w\", kb, err); return }")
 		g.p("k := %s(n)", K)
 	default:
