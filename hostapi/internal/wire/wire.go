@@ -16,11 +16,12 @@
 // host or plugin reads and writes the same bytes. The decoder accepts what encoding/json
 // accepts for these types (object keys are matched exactly, then without regard to case;
 // unknown keys are skipped; null leaves a value as it is, or makes a pointer, slice or map
-// nil) and refuses malformed JSON as a whole. Two differences from encoding/json, where
-// either answer is right: map keys are written in the map's order, not sorted, and a type
-// error (a string where a number belongs) ends the decoding at once instead of at the end.
-// TestMatchesEncodingJSON holds the two codecs to the same values, on filled records and on
-// fuzzed input.
+// nil) and refuses malformed JSON. Three differences from encoding/json, where either
+// answer is right: map keys are written in the map's order, not sorted; a type error (a
+// string where a number belongs) ends the decoding at once instead of at the end; and after
+// an error the value may hold what was decoded before it (hostapi throws it away).
+// TestMatchesEncodingJSON holds the two codecs to the same values on records filled at
+// random, and FuzzDecode on any input that encoding/json decodes.
 package wire
 
 import (
