@@ -5723,10 +5723,11 @@ func dec_mount_Driver(d *decoder, v *mount.Driver) {
 	}
 }
 
+// isZero_spec_Record reports whether *v is the zero value.
 func isZero_spec_Record(v *spec.Record) bool {
 	return (v.ID == "") &&
 		(v.Name == "") &&
-		(v.Created.IsZero()) &&
+		(v.Created == (time.Time{})) &&
 		(v.Request == nil) &&
 		(v.Image == nil) &&
 		(v.Merged == nil) &&
@@ -5743,6 +5744,7 @@ var names_spec_Record = []string{"ID", "Name", "Created", "Request", "Image", "M
 
 var names_spec_CreateRequest = []string{"Name", "Config", "HostConfig", "NetworkingConfig", "Platform"}
 
+// isZero_spec_Verified reports whether *v is the zero value.
 func isZero_spec_Verified(v *spec.Verified) bool {
 	return (v.Name == "") &&
 		(v.Config == nil) &&
@@ -5754,6 +5756,7 @@ func isZero_spec_Verified(v *spec.Verified) bool {
 
 var names_spec_Verified = []string{"Name", "Config", "HostConfig", "NetworkingConfig", "Platform", "Warnings"}
 
+// isZero_spec_Image reports whether *v is the zero value.
 func isZero_spec_Image(v *spec.Image) bool {
 	return (v.Ref == "") &&
 		(v.Name == "") &&
@@ -5769,6 +5772,7 @@ func isZero_spec_Image(v *spec.Image) bool {
 
 var names_spec_Image = []string{"Ref", "Name", "ID", "Manifest", "Platform", "Config", "Layers", "DiffIDs", "ChainID", "Warnings"}
 
+// isZero_spec_Merged reports whether *v is the zero value.
 func isZero_spec_Merged(v *spec.Merged) bool {
 	return (v.Config == nil) &&
 		(v.HostConfig == nil) &&
@@ -5779,6 +5783,7 @@ func isZero_spec_Merged(v *spec.Merged) bool {
 
 var names_spec_Merged = []string{"Config", "HostConfig", "Path", "Args", "Warnings"}
 
+// isZero_spec_Security reports whether *v is the zero value.
 func isZero_spec_Security(v *spec.Security) bool {
 	return (v.ProcessLabel == "") &&
 		(v.MountLabel == "") &&
@@ -5793,6 +5798,7 @@ func isZero_spec_Security(v *spec.Security) bool {
 
 var names_spec_Security = []string{"ProcessLabel", "MountLabel", "AppArmorProfile", "SeccompProfile", "NoNewPrivileges", "SecurityOpt", "MaskedPaths", "ReadonlyPaths", "Warnings"}
 
+// isZero_spec_RootFS reports whether *v is the zero value.
 func isZero_spec_RootFS(v *spec.RootFS) bool {
 	return (v.Driver == "") &&
 		(v.Key == "") &&
@@ -5803,6 +5809,7 @@ func isZero_spec_RootFS(v *spec.RootFS) bool {
 
 var names_spec_RootFS = []string{"Driver", "Key", "Mounts", "Data", "Warnings"}
 
+// isZero_spec_Dirs reports whether *v is the zero value.
 func isZero_spec_Dirs(v *spec.Dirs) bool {
 	return (v.Root == "") &&
 		(v.Checkpoints == "") &&
@@ -5811,6 +5818,7 @@ func isZero_spec_Dirs(v *spec.Dirs) bool {
 
 var names_spec_Dirs = []string{"Root", "Checkpoints", "Mounts"}
 
+// isZero_spec_Network reports whether *v is the zero value.
 func isZero_spec_Network(v *spec.Network) bool {
 	return (v.NetworkMode == "") &&
 		(v.Networks == nil) &&
@@ -5821,6 +5829,7 @@ func isZero_spec_Network(v *spec.Network) bool {
 
 var names_spec_Network = []string{"NetworkMode", "Networks", "Ports", "Links", "Warnings"}
 
+// isZero_v1_Descriptor reports whether *v is the zero value.
 func isZero_v1_Descriptor(v *v1.Descriptor) bool {
 	return (v.MediaType == "") &&
 		(v.Digest == "") &&
@@ -5834,6 +5843,7 @@ func isZero_v1_Descriptor(v *v1.Descriptor) bool {
 
 var names_v1_Descriptor = []string{"mediaType", "digest", "size", "urls", "annotations", "data", "platform", "artifactType"}
 
+// isZero_v1_Platform reports whether *v is the zero value.
 func isZero_v1_Platform(v *v1.Platform) bool {
 	return (v.Architecture == "") &&
 		(v.OS == "") &&
@@ -5844,6 +5854,7 @@ func isZero_v1_Platform(v *v1.Platform) bool {
 
 var names_v1_Platform = []string{"architecture", "os", "os.version", "os.features", "variant"}
 
+// isZero_v12_DockerOCIImageConfig reports whether *v is the zero value.
 func isZero_v12_DockerOCIImageConfig(v *v12.DockerOCIImageConfig) bool {
 	return (isZero_v1_ImageConfig(&v.ImageConfig)) &&
 		(isZero_v12_DockerOCIImageConfigExt(&v.DockerOCIImageConfigExt))
@@ -5851,6 +5862,7 @@ func isZero_v12_DockerOCIImageConfig(v *v12.DockerOCIImageConfig) bool {
 
 var names_v12_DockerOCIImageConfig = []string{"User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir", "Labels", "StopSignal", "ArgsEscaped", "Healthcheck", "OnBuild", "Shell"}
 
+// isZero_container_Config reports whether *v is the zero value.
 func isZero_container_Config(v *container.Config) bool {
 	return (v.Hostname == "") &&
 		(v.Domainname == "") &&
@@ -5880,6 +5892,7 @@ func isZero_container_Config(v *container.Config) bool {
 
 var names_container_Config = []string{"Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "AttachStderr", "ExposedPorts", "Tty", "OpenStdin", "StdinOnce", "Env", "Cmd", "Healthcheck", "ArgsEscaped", "Image", "Volumes", "WorkingDir", "Entrypoint", "NetworkDisabled", "OnBuild", "Labels", "StopSignal", "StopTimeout", "Shell"}
 
+// isZero_container_HostConfig reports whether *v is the zero value.
 func isZero_container_HostConfig(v *container.HostConfig) bool {
 	return (v.Binds == nil) &&
 		(v.ContainerIDFile == "") &&
@@ -5927,12 +5940,14 @@ func isZero_container_HostConfig(v *container.HostConfig) bool {
 
 var names_container_HostConfig = []string{"Binds", "ContainerIDFile", "LogConfig", "NetworkMode", "PortBindings", "RestartPolicy", "AutoRemove", "VolumeDriver", "VolumesFrom", "ConsoleSize", "Annotations", "CapAdd", "CapDrop", "CgroupnsMode", "Dns", "DnsOptions", "DnsSearch", "ExtraHosts", "GroupAdd", "IpcMode", "Cgroup", "Links", "OomScoreAdj", "PidMode", "Privileged", "PublishAllPorts", "ReadonlyRootfs", "SecurityOpt", "StorageOpt", "Tmpfs", "UTSMode", "UsernsMode", "ShmSize", "Sysctls", "Runtime", "Umask", "Isolation", "CpuShares", "Memory", "NanoCpus", "CgroupParent", "BlkioWeight", "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps", "CpuPeriod", "CpuQuota", "CpuRealtimePeriod", "CpuRealtimeRuntime", "CpusetCpus", "CpusetMems", "Devices", "DeviceCgroupRules", "DeviceRequests", "MemoryReservation", "MemorySwap", "MemorySwappiness", "OomKillDisable", "PidsLimit", "Ulimits", "CpuCount", "CpuPercent", "IOMaximumIOps", "IOMaximumBandwidth", "Mounts", "MaskedPaths", "ReadonlyPaths", "Init"}
 
+// isZero_network_NetworkingConfig reports whether *v is the zero value.
 func isZero_network_NetworkingConfig(v *network.NetworkingConfig) bool {
 	return (v.EndpointsConfig == nil)
 }
 
 var names_network_NetworkingConfig = []string{"EndpointsConfig"}
 
+// isZero_v1_ImageConfig reports whether *v is the zero value.
 func isZero_v1_ImageConfig(v *v1.ImageConfig) bool {
 	return (v.User == "") &&
 		(v.ExposedPorts == nil) &&
@@ -5948,6 +5963,7 @@ func isZero_v1_ImageConfig(v *v1.ImageConfig) bool {
 
 var names_v1_ImageConfig = []string{"User", "ExposedPorts", "Env", "Entrypoint", "Cmd", "Volumes", "WorkingDir", "Labels", "StopSignal", "ArgsEscaped"}
 
+// isZero_v12_DockerOCIImageConfigExt reports whether *v is the zero value.
 func isZero_v12_DockerOCIImageConfigExt(v *v12.DockerOCIImageConfigExt) bool {
 	return (v.Healthcheck == nil) &&
 		(v.OnBuild == nil) &&
@@ -5956,6 +5972,7 @@ func isZero_v12_DockerOCIImageConfigExt(v *v12.DockerOCIImageConfigExt) bool {
 
 var names_v12_DockerOCIImageConfigExt = []string{"Healthcheck", "OnBuild", "Shell"}
 
+// isZero_spec_Mount reports whether *v is the zero value.
 func isZero_spec_Mount(v *spec.Mount) bool {
 	return (v.Type == "") &&
 		(v.Source == "") &&
@@ -5967,6 +5984,7 @@ var names_spec_Mount = []string{"type", "source", "target", "options"}
 
 var names_container_MountPoint = []string{"Type", "Name", "Source", "Destination", "Driver", "Mode", "RW", "Propagation"}
 
+// isZero_container_LogConfig reports whether *v is the zero value.
 func isZero_container_LogConfig(v *container.LogConfig) bool {
 	return (v.Type == "") &&
 		(v.Config == nil)
@@ -5976,6 +5994,7 @@ var names_container_LogConfig = []string{"Type", "Config"}
 
 var names_container_RestartPolicy = []string{"Name", "MaximumRetryCount"}
 
+// isZero_container_Resources reports whether *v is the zero value.
 func isZero_container_Resources(v *container.Resources) bool {
 	return (v.CPUShares == 0) &&
 		(v.Memory == 0) &&
@@ -6010,6 +6029,7 @@ func isZero_container_Resources(v *container.Resources) bool {
 
 var names_container_Resources = []string{"CpuShares", "Memory", "NanoCpus", "CgroupParent", "BlkioWeight", "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps", "CpuPeriod", "CpuQuota", "CpuRealtimePeriod", "CpuRealtimeRuntime", "CpusetCpus", "CpusetMems", "Devices", "DeviceCgroupRules", "DeviceRequests", "MemoryReservation", "MemorySwap", "MemorySwappiness", "OomKillDisable", "PidsLimit", "Ulimits", "CpuCount", "CpuPercent", "IOMaximumIOps", "IOMaximumBandwidth"}
 
+// isZero_v12_HealthcheckConfig reports whether *v is the zero value.
 func isZero_v12_HealthcheckConfig(v *v12.HealthcheckConfig) bool {
 	return (v.Test == nil) &&
 		(v.Interval == 0) &&
@@ -6021,6 +6041,7 @@ func isZero_v12_HealthcheckConfig(v *v12.HealthcheckConfig) bool {
 
 var names_v12_HealthcheckConfig = []string{"Test", "Interval", "Timeout", "StartPeriod", "StartInterval", "Retries"}
 
+// isZero_network_EndpointSettings reports whether *v is the zero value.
 func isZero_network_EndpointSettings(v *network.EndpointSettings) bool {
 	return (v.IPAMConfig == nil) &&
 		(v.Links == nil) &&
@@ -6045,6 +6066,7 @@ var names_network_PortBinding = []string{"HostIp", "HostPort"}
 
 var names_container_DeviceMapping = []string{"PathOnHost", "PathInContainer", "CgroupPermissions"}
 
+// isZero_container_DeviceRequest reports whether *v is the zero value.
 func isZero_container_DeviceRequest(v *container.DeviceRequest) bool {
 	return (v.Driver == "") &&
 		(v.Count == 0) &&
@@ -6063,6 +6085,7 @@ var names_blkiodev_ThrottleDevice = []string{"Path", "Rate"}
 
 var names_gounits_Ulimit = []string{"Name", "Hard", "Soft"}
 
+// isZero_network_EndpointIPAMConfig reports whether *v is the zero value.
 func isZero_network_EndpointIPAMConfig(v *network.EndpointIPAMConfig) bool {
 	return (v.IPv4Address == (netip.Addr{})) &&
 		(v.IPv6Address == (netip.Addr{})) &&
@@ -6073,6 +6096,7 @@ var names_network_EndpointIPAMConfig = []string{"IPv4Address", "IPv6Address", "L
 
 var names_mount_BindOptions = []string{"Propagation", "NonRecursive", "CreateMountpoint", "ReadOnlyNonRecursive", "ReadOnlyForceRecursive"}
 
+// isZero_mount_VolumeOptions reports whether *v is the zero value.
 func isZero_mount_VolumeOptions(v *mount.VolumeOptions) bool {
 	return (!v.NoCopy) &&
 		(v.Labels == nil) &&
@@ -6084,6 +6108,7 @@ var names_mount_VolumeOptions = []string{"NoCopy", "Labels", "Subpath", "DriverC
 
 var names_mount_ImageOptions = []string{"Subpath"}
 
+// isZero_mount_TmpfsOptions reports whether *v is the zero value.
 func isZero_mount_TmpfsOptions(v *mount.TmpfsOptions) bool {
 	return (v.SizeBytes == 0) &&
 		(v.Mode == 0) &&
@@ -6092,6 +6117,7 @@ func isZero_mount_TmpfsOptions(v *mount.TmpfsOptions) bool {
 
 var names_mount_TmpfsOptions = []string{"SizeBytes", "Mode", "Options"}
 
+// isZero_mount_Driver reports whether *v is the zero value.
 func isZero_mount_Driver(v *mount.Driver) bool {
 	return (v.Name == "") &&
 		(v.Options == nil)

@@ -47,7 +47,7 @@ var (
 func main() {
 	out := flag.String("o", "wire_gen.go", "output file")
 	flag.Parse()
-	g := &gen{alias: map[string]string{}, id: map[reflect.Type]string{}, done: map[reflect.Type]bool{}}
+	g := &gen{alias: map[string]string{}, id: map[reflect.Type]string{}}
 	for _, t := range roots {
 		g.need(t)
 	}
@@ -73,7 +73,6 @@ type gen struct {
 	alias   map[string]string // import path to name
 	paths   []string
 	id      map[reflect.Type]string
-	done    map[reflect.Type]bool
 	queue   []reflect.Type
 	body    bytes.Buffer
 	strconv bool // the code calls strconv
@@ -289,15 +288,30 @@ func jsonFields(t reflect.Type) []field {
 	return out
 }
 
-// zero is a Go expression that holds when the value at x (of type t) is zero, as
-// OmitZeroStructFields (omitzero) sees it: the type's IsZero method if it has one.
+// zero is a Go expression that holds when the struct field x (of type t) is zero, as
+// OmitZeroStructFields (omitzero) sees it: by the type's IsZero method if it has one (a nil
+// pointer is zero too), else when it is the zero Go value.
 func (g *gen) zero(t reflect.Type, x string) string {
-	if m, ok := t.MethodByName("IsZero"); ok && m.Type.NumIn() == 1 && m.Type.NumOut() == 1 && m.Type.Out(0).Kind() == reflect.Bool {
+	switch {
+	case t.Kind() == reflect.Pointer && hasIsZero(t):
+		return x + " == nil || " + x + ".IsZero()"
+	case hasIsZero(t):
 		return x + ".IsZero()"
-	}
-	if m, ok := reflect.PointerTo(t).MethodByName("IsZero"); ok && m.Type.NumIn() == 1 && m.Type.NumOut() == 1 && m.Type.Out(0).Kind() == reflect.Bool {
+	case hasIsZero(reflect.PointerTo(t)):
 		return "(&" + x + ").IsZero()"
 	}
+	return g.goZero(t, x)
+}
+
+// hasIsZero reports whether t has the method IsZero() bool.
+func hasIsZero(t reflect.Type) bool {
+	m, ok := t.MethodByName("IsZero")
+	return ok && m.Type.NumIn() == 1 && m.Type.NumOut() == 1 && m.Type.Out(0).Kind() == reflect.Bool
+}
+
+// goZero is a Go expression that holds when x is the zero value of its type t, as
+// reflect.Value.IsZero sees it (no methods).
+func (g *gen) goZero(t reflect.Type, x string) string {
 	switch t.Kind() {
 	case reflect.Bool:
 		return "!" + x
@@ -431,6 +445,7 @@ func (g *gen) encoder(t reflect.Type) {
 		if !t.Comparable() {
 			func() {
 				p := g.x
+				p("// isZero_%s reports whether *v is the zero value.", id)
 				p("func isZero_%s(v *%s) bool {", id, T)
 				var conds []string
 				for i := 0; i < t.NumField(); i++ {
@@ -438,7 +453,7 @@ func (g *gen) encoder(t reflect.Type) {
 					if sf.Name == "_" {
 						continue
 					}
-					conds = append(conds, "("+g.zero(sf.Type, "v."+sf.Name)+")")
+					conds = append(conds, "("+g.goZero(sf.Type, "v."+sf.Name)+")")
 				}
 				if len(conds) == 0 {
 					conds = []string{"true"}
