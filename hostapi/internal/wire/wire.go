@@ -50,9 +50,7 @@ func Marshal(v any) ([]byte, bool, error) {
 // Unmarshal decodes data into v, and returns false if v's type is not one the codec was
 // generated for.
 func Unmarshal(data []byte, v any) (bool, error) {
-	// The decoded strings are cut from one copy of the input: one allocation, not one per
-	// string.
-	d := decoder{data: data, s: string(data)}
+	d := decoder{data: data}
 	if !decodeAny(&d, v) {
 		return false, nil
 	}
@@ -185,6 +183,10 @@ type decoder struct {
 const maxDepth = 10000
 
 var errEOF = errors.New("unexpected end of JSON input")
+
+// begin readies d for a value of a generated type: the decoded strings are cut from one copy
+// of the input, one allocation rather than one per string.
+func (d *decoder) begin() { d.s = string(d.data) }
 
 func (d *decoder) fail(format string, args ...any) {
 	if d.err == nil {

@@ -85,46 +85,55 @@ func decodeAny(d *decoder, v any) bool {
 		if v == nil {
 			return false
 		}
+		d.begin()
 		dec_spec_Record(d, v)
 	case *spec.CreateRequest:
 		if v == nil {
 			return false
 		}
+		d.begin()
 		dec_spec_CreateRequest(d, v)
 	case *spec.Verified:
 		if v == nil {
 			return false
 		}
+		d.begin()
 		dec_spec_Verified(d, v)
 	case *spec.Image:
 		if v == nil {
 			return false
 		}
+		d.begin()
 		dec_spec_Image(d, v)
 	case *spec.Merged:
 		if v == nil {
 			return false
 		}
+		d.begin()
 		dec_spec_Merged(d, v)
 	case *spec.Security:
 		if v == nil {
 			return false
 		}
+		d.begin()
 		dec_spec_Security(d, v)
 	case *spec.RootFS:
 		if v == nil {
 			return false
 		}
+		d.begin()
 		dec_spec_RootFS(d, v)
 	case *spec.Dirs:
 		if v == nil {
 			return false
 		}
+		d.begin()
 		dec_spec_Dirs(d, v)
 	case *spec.Network:
 		if v == nil {
 			return false
 		}
+		d.begin()
 		dec_spec_Network(d, v)
 	default:
 		return false

@@ -223,6 +223,17 @@ func TestDecodeLikeEncodingJSON(t *testing.T) {
 	}
 }
 
+// FuzzRoundTrip is TestMatchesEncodingJSON with the fuzzer choosing the random records.
+func FuzzRoundTrip(f *testing.F) {
+	f.Add(uint64(1), uint64(2))
+	f.Fuzz(func(t *testing.T, a, b uint64) {
+		r := &filler{r: rand.New(rand.NewPCG(a, b))}
+		var rec spec.Record
+		r.fill(reflect.ValueOf(&rec).Elem())
+		roundTrip(t, &rec)
+	})
+}
+
 // FuzzDecode: whatever encoding/json decodes, the generated decoder decodes to the same
 // value.
 func FuzzDecode(f *testing.F) {

@@ -634,7 +634,7 @@ func (g *gen) entries() {
 	fmt.Fprintf(w, "default:\nreturn false\n}\nreturn true\n}\n\n")
 	fmt.Fprintf(w, "func decodeAny(d *decoder, v any) bool {\nswitch v := v.(type) {\n")
 	for _, t := range roots {
-		fmt.Fprintf(w, "case *%s:\nif v == nil { return false }\ndec_%s(d, v)\n", g.typ(t), g.id[t])
+		fmt.Fprintf(w, "case *%s:\nif v == nil { return false }\nd.begin()\ndec_%s(d, v)\n", g.typ(t), g.id[t])
 	}
 	fmt.Fprintf(w, "default:\nreturn false\n}\nreturn true\n}\n\n")
 }
