@@ -17,7 +17,11 @@
 // and the host callbacks always use gRPC.
 //
 // The JSON of records and outputs leaves out struct fields that hold their zero value
-// (codec.go): smaller, faster to decode, and the same value once decoded.
+// (codec.go): smaller, faster to decode, and the same value once decoded. It is written and
+// read by a codec generated from the core/spec types and the moby and OCI types they hold
+// (internal/wire, by generate.sh), without reflection. After an update of those types it
+// must be regenerated: CI fails on a stale file, and so does internal/wire's
+// TestMatchesEncodingJSON, which finds a field the codec does not know.
 //
 // Plugins speak go-plugin in gRPC-only mode. Handshake and VersionedPlugins fix the
 // go-plugin handshake and protocol version (ProtocolVersion); Capabilities lists what this
