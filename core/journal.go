@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/slipwayhq/slipway/core/errdefs"
+	"github.com/slipwayhq/slipway/internal/fsutil"
 )
 
 // journal is the record of the runs in flight (runRecord), which recovery finishes after a
@@ -223,7 +224,7 @@ func (j *journal) compact() error {
 		return errors.Join(err, f.Close(), os.Remove(tmp))
 	}
 	if j.sync {
-		if err := syncDir(filepath.Dir(j.path)); err != nil {
+		if err := fsutil.SyncDir(filepath.Dir(j.path)); err != nil {
 			return errors.Join(err, f.Close())
 		}
 	}

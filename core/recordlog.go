@@ -14,6 +14,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
+
+	"github.com/slipwayhq/slipway/internal/fsutil"
 )
 
 // recordLog is the write-ahead log of the container records, names and events: what Commit,
@@ -149,7 +151,7 @@ func openRecordLog(db *bolt.DB, root string, syncWrites bool, log hclog.Logger) 
 				return fail(fmt.Errorf("allocate %s: %w", path, err))
 			}
 			if os.IsNotExist(statErr) {
-				if err := syncDir(root); err != nil {
+				if err := fsutil.SyncDir(root); err != nil {
 					return fail(err)
 				}
 			}
@@ -206,15 +208,6 @@ func putGenerations(meta *bolt.Bucket, gen uint64) error {
 		return err
 	}
 	return meta.Put(keyLogReserved, reserved[:])
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // logSegment is what the log holds of one generation.

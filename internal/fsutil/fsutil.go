@@ -1,5 +1,6 @@
-// Package fsutil holds the file-system calls that the create path makes often enough for
-// their cost to show.
+// Package fsutil holds file-system calls that the engine's packages share: a rename that
+// never replaces its target in one system call, and the fsync of a directory that makes a
+// rename durable.
 package fsutil
 
 import (
@@ -26,4 +27,16 @@ func RenameNoReplace(oldpath, newpath string) error {
 		return os.Rename(oldpath, newpath)
 	}
 	return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err}
+}
+
+// SyncDir makes the entries of dir durable (the names created, renamed and removed in it):
+// fsync of the directory, which a rename needs before what refers to its new name is
+// committed.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

@@ -38,3 +38,13 @@ func TestRenameNoReplace(t *testing.T) {
 		t.Errorf("rename of a missing source: %v, want fs.ErrNotExist", err)
 	}
 }
+
+func TestSyncDir(t *testing.T) {
+	dir := t.TempDir()
+	if err := SyncDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := SyncDir(filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("SyncDir of a missing directory: %v, want fs.ErrNotExist", err)
+	}
+}

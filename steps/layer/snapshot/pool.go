@@ -15,6 +15,8 @@ import (
 
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/slipwayhq/slipway/internal/fsutil"
 )
 
 // sparePrefix begins the keys of the active snapshots made ahead for containers (see
@@ -328,7 +330,12 @@ func (p *snapshotPool) makeSnapshotsOnce(parent string, keys []string) (err erro
 			}
 			placed[i] = dst
 		}
-		return nil
+		// The renames must be on disk before the metadata that names the new directories
+		// is committed. In the background, one fsync for the whole batch.
+		if d.noSync {
+			return nil
+		}
+		return fsutil.SyncDir(snapshotDir)
 	})
 	// On failure the deferred clean-up removes each directory where it is now.
 	for i := range dirs {

@@ -115,7 +115,9 @@ type driver struct {
 	spares *spareDirs
 	// pool holds container snapshots made ahead (see snapshotPool); nil for native.
 	pool *snapshotPool
-	log  hclog.Logger
+	// noSync: the metadata store does not fsync (WithNoSync), nor does the pool.
+	noSync bool
+	log    hclog.Logger
 }
 
 // touch notes that a snapshot is being prepared or removed (see trash and reaper).
@@ -332,7 +334,7 @@ func openDriver(root, name string, noSync bool, log hclog.Logger) (*driver, erro
 	if err != nil {
 		return nil, errdefs.Internal(fmt.Errorf("open %s snapshotter at %s: %w", name, dir, err))
 	}
-	d := &driver{name: name, root: dir, sn: sn, ms: gs, log: log}
+	d := &driver{name: name, root: dir, sn: sn, ms: gs, noSync: noSync, log: log}
 	if name == DriverOverlay {
 		if d.spares, err = newSpareDirs(dir, spareSnapshots, log); err != nil {
 			return nil, errors.Join(errdefs.Internal(err), sn.Close())
