@@ -354,14 +354,12 @@ func (g *gen) encoder(t reflect.Type) {
 	T := g.typ(t)
 	g.p("func enc_%s(e *encoder, v *%s) {", id, T)
 	defer g.p("}\n")
-	if p, val := implements(t, jsonMarshaler); p || val {
+	// A pointer is null when nil and its target otherwise, whose methods do the rest.
+	if p, val := implements(t, jsonMarshaler); (p || val) && t.Kind() != reflect.Pointer {
 		g.p("e.raw(v.MarshalJSON())")
 		return
 	}
-	if p, val := implements(t, textMarshaler); p || val {
-		if t.Kind() == reflect.Pointer {
-			fail(t, "pointer type with MarshalText")
-		}
+	if p, val := implements(t, textMarshaler); (p || val) && t.Kind() != reflect.Pointer {
 		g.p("e.text(v.MarshalText())")
 		return
 	}
@@ -493,14 +491,12 @@ func (g *gen) decoder(t reflect.Type) {
 	T := g.typ(t)
 	g.p("func dec_%s(d *decoder, v *%s) {", id, T)
 	defer g.p("}\n")
-	if p, val := implements(t, jsonUnmarshaler); p || val {
-		if t.Kind() == reflect.Pointer {
-			fail(t, "pointer type with UnmarshalJSON")
-		}
+	// A pointer is made nil by null and otherwise gets a target, whose methods do the rest.
+	if p, val := implements(t, jsonUnmarshaler); (p || val) && t.Kind() != reflect.Pointer {
 		g.p("if r := d.raw(); d.err == nil { if err := v.UnmarshalJSON(r); err != nil { d.fail(\"%%w\", err) } }")
 		return
 	}
-	if p, _ := implements(t, textUnmarshaler); p {
+	if p, _ := implements(t, textUnmarshaler); p && t.Kind() != reflect.Pointer {
 		g.p("if d.null() { return }")
 		g.p("if b := d.strBytes(); d.err == nil { if err := v.UnmarshalText(b); err != nil { d.fail(\"%%w\", err) } }")
 		return
