@@ -121,7 +121,7 @@ func (f *filler) fill(v reflect.Value) {
 	}
 }
 
-// decodeAll decodes data with both codecs into fresh values of t's type and checks that
+// decodeBoth decodes data with both codecs into fresh values of type T and checks that
 // they agree; it returns the generated codec's value.
 func decodeBoth[T any](t *testing.T, data []byte) *T {
 	t.Helper()
