@@ -15,6 +15,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/slipwayhq/slipway/core/errdefs"
+	"github.com/slipwayhq/slipway/internal/fsutil"
 )
 
 // content is the content-addressed blob store below <root>/content.
@@ -134,12 +135,7 @@ func (c *content) commit(staged string, d digest.Digest) (bool, error) {
 
 // syncDir makes the renames into the blob directory durable.
 func (c *content) syncDir() error {
-	f, err := os.Open(c.blobs)
-	if err != nil {
-		return errdefs.Internal(err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
+	if err := fsutil.SyncDir(c.blobs); err != nil {
 		return errdefs.Internal(fmt.Errorf("sync blob directory: %w", err))
 	}
 	return nil

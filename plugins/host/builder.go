@@ -24,6 +24,7 @@ import (
 	"github.com/slipwayhq/slipway/core/hclconfig"
 	"github.com/slipwayhq/slipway/core/spec"
 	"github.com/slipwayhq/slipway/hostapi"
+	"github.com/slipwayhq/slipway/internal/fsutil"
 )
 
 // Builder builds the plugin-backed implementations of HCL pipelines (it implements
@@ -418,10 +419,7 @@ func writeFileSync(dir, path string, b []byte, mode os.FileMode) error {
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return err
 	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
+	_ = fsutil.SyncDir(dir) // best effort: the file is in place
 	return nil
 }
 

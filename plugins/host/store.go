@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/slipwayhq/slipway/core/errdefs"
+	"github.com/slipwayhq/slipway/internal/fsutil"
 )
 
 var (
@@ -109,10 +110,7 @@ func (s *Store) Install(ctx context.Context, name, src string) (Installed, error
 	if err := os.Rename(tmp.Name(), dst); err != nil {
 		return Installed{}, errdefs.Internal(fmt.Errorf("install plugin %s: %w", name, err))
 	}
-	if d, err := os.Open(s.dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
+	_ = fsutil.SyncDir(s.dir) // best effort: the binary is in place and verified at launch
 	return s.stat(name, sum)
 }
 
